@@ -1,0 +1,262 @@
+"""The command line: a thin adapter that turns library errors into one-line messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import audit
+from . import rebuild as rebuilding
+from .chain import load_key
+from .errors import LedgerError
+from .schema import connect
+from .settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LedgerError as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"database error: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_from(db: str | None, key_file: str | None = None) -> Settings:
+    settings = Settings.from_env()
+    if db:
+        settings = settings.with_(db_path=Path(db))
+    if key_file:
+        settings = settings.with_(key_file=Path(key_file))
+    return settings
+
+
+db_option = click.option("--db", help="SQLite file [env LEDGER_DB, default ledger.db]")
+key_option = click.option("--key-file", help="chain key file [env LEDGER_KEY_FILE, default DB.key]")
+
+
+def existing_db(settings: Settings) -> Path:
+    if not settings.db_path.exists():
+        raise click.ClickException(f"{settings.db_path} does not exist")
+    return settings.db_path
+
+
+@click.group()
+@click.version_option(package_name="orderdesk-ledger")
+def cli() -> None:
+    """An append-only, tamper-evident ledger of Order Desk order posts."""
+
+
+@cli.command()
+@db_option
+@key_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="receiver address")
+@click.option("--port", default=8000, show_default=True, help="receiver port")
+@click.option("--datasette-host", default="127.0.0.1", show_default=True)
+@click.option("--datasette-port", default=8001, show_default=True)
+@click.option(
+    "--metadata", type=click.Path(exists=True, dir_okay=False), help="Datasette metadata.yml"
+)
+@click.option("--max-body-bytes", type=int, help="largest accepted post [default 5 MB]")
+@friendly
+def serve(
+    db: str | None,
+    key_file: str | None,
+    host: str,
+    port: int,
+    datasette_host: str,
+    datasette_port: int,
+    metadata: str | None,
+    max_body_bytes: int | None,
+) -> None:
+    """Receive posts on POST /orderdesk and serve the file through Datasette."""
+    from .serve import serve as run
+    from .startup import open_ledger
+
+    settings = settings_from(db, key_file)
+    if max_body_bytes:
+        settings = settings.with_(max_body_bytes=max_body_bytes)
+    settings.require_stores()
+    open_ledger(settings)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(
+        run(
+            settings,
+            host,
+            port,
+            datasette_host,
+            datasette_port,
+            Path(metadata) if metadata else None,
+        )
+    )
+
+
+@cli.command()
+@db_option
+@key_option
+@friendly
+def verify(db: str | None, key_file: str | None) -> None:
+    """Re-check the whole log: payload hashes, the hash chain, delivery links."""
+    settings = settings_from(db, key_file)
+    path = existing_db(settings)
+    key = load_key(settings.chain_key_path)
+    conn = connect(str(path), readonly=True)
+    try:
+        report = audit.verify_log(conn, key)
+    finally:
+        conn.close()
+    if report.problem:
+        click.echo(f"TAMPERED: first bad {report.problem}", err=True)
+        click.echo(f"{report.events} events verified before it", err=True)
+        sys.exit(1)
+    click.echo(
+        f"intact: {report.events} events, head seq {report.head_seq} hash {report.head_hash}"
+    )
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--check", is_flag=True, help="rebuild into a scratch copy and report differences only"
+)
+@friendly
+def rebuild(db: str | None, check: bool) -> None:
+    """Recompute every projection from the log."""
+    path = existing_db(settings_from(db))
+    total = rebuilding.event_count(path)
+    with click.progressbar(length=total, label="replaying events", file=sys.stderr) as bar:
+        if check:
+            differences = rebuilding.check(path, bar.update)
+        else:
+            seq = rebuilding.rebuild(path, bar.update)
+    if not check:
+        click.echo(f"rebuilt: projections up to seq {seq}")
+        return
+    if not differences:
+        click.echo("no difference: the live projections equal a rebuild from the log")
+        return
+    for d in differences:
+        click.echo(
+            f"{d.table}: {d.only_live} rows only in live, {d.only_rebuilt} only in the rebuild"
+        )
+        for side, row in d.examples:
+            click.echo(f"  {side}: {row}")
+    sys.exit(1)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", default="http://127.0.0.1:8000/orderdesk", show_default=True)
+@click.option(
+    "--store-id", envvar="ORDERDESK_STORE_ID", required=True, help="[env ORDERDESK_STORE_ID]"
+)
+@click.option(
+    "--api-key", envvar="ORDERDESK_API_KEY", required=True, help="[env ORDERDESK_API_KEY]"
+)
+@click.option("--multipart", is_flag=True, help="post multipart/form-data instead of urlencoded")
+@click.option(
+    "--legacy", is_flag=True, help="sign rawurldecode(order), like old Order Desk samples"
+)
+def send(
+    files: tuple[str, ...], url: str, store_id: str, api_key: str, multipart: bool, legacy: bool
+) -> None:
+    """Sign and post payload files exactly as Order Desk does."""
+    from .send import post_order
+
+    failed = 0
+    for name in files:
+        try:
+            sent = post_order(
+                url,
+                Path(name).read_bytes(),
+                store_id,
+                api_key,
+                as_multipart=multipart,
+                legacy=legacy,
+            )
+        except OSError as exc:
+            raise click.ClickException(f"cannot reach {url}: {exc}") from None
+        failed += sent.status not in (200, 201)
+        click.echo(f"{name}: {sent.status} {sent.body}")
+    if failed:
+        sys.exit(1)
+
+
+@cli.group()
+def folders() -> None:
+    """Name Order Desk folders (their names are not in the payload)."""
+
+
+@folders.command("set")
+@click.argument("folder_id", type=int)
+@click.argument("name")
+@click.option("--store-id", help="store the folder belongs to (default: the only configured store)")
+@db_option
+@key_option
+@friendly
+def folders_set(
+    folder_id: int, name: str, store_id: str | None, db: str | None, key_file: str | None
+) -> None:
+    """Name FOLDER_ID; recorded in the log as a FolderNamed event."""
+    from .startup import open_ledger
+    from .store import read_head, record_folder_name
+
+    settings = settings_from(db, key_file)
+    store_id = store_id or _only_store(settings)
+    key = open_ledger(settings)
+    conn = connect(str(settings.db_path))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            seq = record_folder_name(conn, key, read_head(conn), store_id, folder_id, name.strip())
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    click.echo(f"folder {folder_id} of store {store_id} is now {name.strip()!r} (seq {seq})")
+
+
+def _only_store(settings: Settings) -> str:
+    if len(settings.stores) == 1:
+        return next(iter(settings.stores))
+    raise click.ClickException("give --store-id: there is not exactly one configured store")
+
+
+@folders.command("list")
+@db_option
+@friendly
+def folders_list(db: str | None) -> None:
+    """List named folders with how many current orders each holds."""
+    path = existing_db(settings_from(db))
+    conn = connect(str(path), readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT f.store_id, f.folder_id, f.name, f.named_at,"
+            " (SELECT count(*) FROM orders o"
+            "  WHERE o.store_id = f.store_id AND o.folder_id = f.folder_id)"
+            " FROM folders f ORDER BY f.store_id, f.folder_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        click.echo("no folders named yet: ledger folders set FOLDER_ID NAME")
+    for store_id, folder_id, name, named_at, count in rows:
+        click.echo(f"{store_id}\t{folder_id}\t{name}\t{count} orders\tnamed {named_at}")

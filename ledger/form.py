@@ -1,0 +1,86 @@
+"""Take the exact bytes of the ``order`` form field from a raw request body.
+
+Litestar's own form parsing decodes non-ASCII as latin-1, so the body is parsed
+here, once, from the bytes the sender signed.
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from urllib.parse import unquote_to_bytes
+
+from .errors import Rejected
+
+FIELD = b"order"
+
+
+def _content_type(header: str) -> tuple[str, dict[str, str]]:
+    msg = Message()
+    msg["content-type"] = header
+    params = {k.lower(): v for k, v in msg.get_params(failobj=[])[1:]}
+    return msg.get_content_type(), {k: str(v) for k, v in params.items()}
+
+
+def form_unquote(value: bytes) -> bytes:
+    """One ordinary form decoding: ``+`` is a space, ``%XX`` a byte."""
+    return unquote_to_bytes(value.replace(b"+", b" "))
+
+
+def urlencoded_fields(body: bytes, name: bytes) -> list[bytes]:
+    values = []
+    for pair in body.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if form_unquote(key) == name:
+            values.append(form_unquote(value))
+    return values
+
+
+def multipart_fields(body: bytes, boundary: str, name: bytes) -> list[bytes]:
+    delimiter = b"--" + boundary.encode("latin-1")
+    chunks = body.split(delimiter)
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise Rejected(400, "malformed multipart body")
+    values = []
+    for chunk in chunks[1:-1]:
+        if not chunk.startswith(b"\r\n") or not chunk.endswith(b"\r\n"):
+            raise Rejected(400, "malformed multipart body")
+        head, sep, content = chunk[2:-2].partition(b"\r\n\r\n")
+        if not sep:
+            raise Rejected(400, "malformed multipart part without headers")
+        if _part_name(head) == name:
+            values.append(content)
+    return values
+
+
+def _part_name(head: bytes) -> bytes | None:
+    for line in head.split(b"\r\n"):
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-disposition":
+            msg = Message()
+            msg["content-disposition"] = value.decode("latin-1")
+            part = msg.get_param("name", header="content-disposition")
+            return part.encode("latin-1") if isinstance(part, str) else None
+    return None
+
+
+def extract_order(body: bytes, content_type: str | None) -> bytes:
+    """Return the one ``order`` value, or raise ``Rejected`` (400)."""
+    mime, params = _content_type(content_type or "")
+    if mime == "application/x-www-form-urlencoded":
+        values = urlencoded_fields(body, FIELD)
+    elif mime == "multipart/form-data":
+        boundary = params.get("boundary")
+        if not boundary:
+            raise Rejected(400, "multipart body without a boundary")
+        values = multipart_fields(body, boundary, FIELD)
+    else:
+        raise Rejected(
+            400,
+            "no 'order' form field: expected application/x-www-form-urlencoded "
+            "or multipart/form-data",
+        )
+    if not values:
+        raise Rejected(400, "no 'order' field in the form")
+    if len(values) > 1:
+        raise Rejected(400, "more than one 'order' field in the form")
+    return values[0]

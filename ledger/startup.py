@@ -1,0 +1,43 @@
+"""Open a ledger file: ensure its shape and its chain key, and bring projections up to date."""
+
+from __future__ import annotations
+
+from .chain import create_key, load_key
+from .errors import ChainKeyError
+from .schema import connect, ensure_schema
+from .settings import Settings
+from .store import catch_up
+
+
+def open_ledger(settings: Settings) -> bytes:
+    """Idempotent: safe at every start and from several processes at once."""
+    conn = connect(str(settings.db_path))
+    try:
+        ensure_schema(conn)
+        key = _chain_key(settings, conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            catch_up(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return key
+    finally:
+        conn.close()
+
+
+def _chain_key(settings: Settings, conn: object) -> bytes:
+    path = settings.chain_key_path
+    if path.exists():
+        return load_key(path)
+    has_events = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()  # type: ignore[attr-defined]
+    if has_events:
+        raise ChainKeyError(
+            f"the log holds events but the chain key {path} is missing: restore it "
+            "(or point LEDGER_KEY_FILE at it); a new key could not verify the old chain"
+        )
+    try:
+        return create_key(path)
+    except FileExistsError:  # another process created it first
+        return load_key(path)

@@ -1,0 +1,132 @@
+"""Decide whether a post is a genuine Order Desk snapshot. Pure functions only."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from .errors import Rejected
+
+MAX_DEPTH = 64
+STANDARD = "standard"
+LEGACY = "legacy-rawurldecode"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A verified order snapshot: the exact text and what the log indexes it by."""
+
+    store_id: str
+    payload: str
+    payload_sha256: str
+    order_id: str
+    order_updated_at: str | None
+    signature_variant: str
+    order: dict[str, Any]
+
+
+def sign(key: str, message: bytes) -> str:
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def check_signature(order: bytes, claimed: str | None, key: str) -> str:
+    """Return which signing variant matched, or raise ``Rejected(403)``."""
+    if not claimed:
+        raise Rejected(403, "missing X-ORDER-DESK-HASH header")
+    claimed = claimed.strip().lower()
+    if hmac.compare_digest(sign(key, order), claimed):
+        return STANDARD
+    # Older official samples hashed rawurldecode(order): a second percent-decoding.
+    legacy = unquote_to_bytes(order)
+    if legacy != order and hmac.compare_digest(sign(key, legacy), claimed):
+        return LEGACY
+    raise Rejected(403, "X-ORDER-DESK-HASH does not match the order")
+
+
+def store_key(stores: Mapping[str, str], store_id: str | None) -> tuple[str, str]:
+    if not store_id or not store_id.strip():
+        raise Rejected(403, "missing X-ORDER-DESK-STORE-ID header")
+    key = stores.get(store_id.strip())
+    if key is None:
+        raise Rejected(403, "unknown store id")
+    return store_id.strip(), key
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest bracket nesting outside strings; cheap guard before json.loads."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_order(payload: str) -> dict[str, Any]:
+    """Parse the order JSON with exact decimals; raise ``Rejected(400)`` if unusable."""
+    if nesting_depth(payload) > MAX_DEPTH:
+        raise Rejected(400, f"order JSON nests deeper than {MAX_DEPTH} levels")
+    try:
+        order = json.loads(payload, parse_float=Decimal, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise Rejected(400, f"order is not valid JSON: {str(exc).splitlines()[0][:120]}") from None
+    if not isinstance(order, dict):
+        raise Rejected(400, "order JSON is not an object")
+    return order
+
+
+def order_identity(order: Mapping[str, Any]) -> tuple[str, str | None]:
+    order_id = order.get("id")
+    if isinstance(order_id, bool) or not isinstance(order_id, str | int) or str(order_id) == "":
+        raise Rejected(400, "order JSON has no usable 'id'")
+    updated = order.get("date_updated")
+    return str(order_id), updated if isinstance(updated, str) and updated else None
+
+
+def decode_payload(order: bytes) -> str:
+    try:
+        return order.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(400, "order is not UTF-8") from None
+
+
+def verify_post(
+    order: bytes, store_header: str | None, hash_header: str | None, stores: Mapping[str, str]
+) -> Snapshot:
+    """Check a post in the order Order Desk's own sample does: store, hash, then JSON."""
+    store_id, key = store_key(stores, store_header)
+    variant = check_signature(order, hash_header, key)
+    payload = decode_payload(order)
+    parsed = parse_order(payload)
+    order_id, updated = order_identity(parsed)
+    return Snapshot(
+        store_id=store_id,
+        payload=payload,
+        payload_sha256=hashlib.sha256(order).hexdigest(),
+        order_id=order_id,
+        order_updated_at=updated,
+        signature_variant=variant,
+        order=parsed,
+    )

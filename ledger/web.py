@@ -1,0 +1,177 @@
+"""The HTTP edge: read the post, verify it, hand it to the writer, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sqlite3
+from dataclasses import replace
+from functools import partial
+from typing import Annotated, Any
+
+from litestar import Litestar, MediaType, Request, Response, get, post, route
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ClientException, InternalServerException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.params import HeaderParameter
+
+from . import store
+from .errors import Rejected, StorageUnavailable
+from .form import extract_order
+from .settings import Settings
+from .startup import open_ledger
+from .verify import verify_post
+from .writer import Writer
+
+log = logging.getLogger("ledger.web")
+
+StoreHeader = Annotated[str | None, HeaderParameter(name="X-ORDER-DESK-STORE-ID", required=False)]
+HashHeader = Annotated[str | None, HeaderParameter(name="X-ORDER-DESK-HASH", required=False)]
+
+
+def _text(status: int, line: str, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(line + "\n", status_code=status, media_type=MediaType.TEXT, headers=headers)
+
+
+def _delivery(request: Request[Any, Any, Any], store_id: str | None) -> store.Delivery:
+    return store.Delivery(
+        received_at=store.utcnow(),
+        remote_addr=request.client.host if request.client else None,
+        method=request.method,
+        content_type=request.headers.get("content-type"),
+        body_bytes=None,
+        store_id=store_id,
+    )
+
+
+async def _read_body(request: Request[Any, Any, Any], timeout_s: float) -> bytes:
+    chunks = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                chunks.append(chunk)
+    except RequestEntityTooLarge:
+        raise Rejected(413, "body is larger than the configured limit") from None
+    except TimeoutError:
+        raise Rejected(408, f"body not received within {timeout_s:g} s") from None
+    except ClientException as exc:
+        raise Rejected(400, f"bad request: {exc.detail}") from None
+    except InternalServerException:
+        raise Rejected(400, "body ended before its announced length") from None
+    return b"".join(chunks)
+
+
+async def _record_rejection(
+    writer: Writer, d: store.Delivery, exc: Rejected, sha: str | None
+) -> None:
+    try:
+        await writer.run(
+            lambda conn, _key, _head: store.record_rejection(conn, d, exc.status, exc.reason, sha)
+        )
+    except StorageUnavailable:
+        log.error("rejected delivery could not be recorded (%s)", exc.reason)
+
+
+@post("/orderdesk", status_code=200, media_type=MediaType.TEXT)
+async def receive_order(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    writer: NamedDependency[Writer],
+    store_id: StoreHeader = None,
+    signature: HashHeader = None,
+) -> Response[str]:
+    delivery = _delivery(request, store_id)
+    sha = None
+    try:
+        body = await _read_body(request, settings.body_timeout_s)
+        delivery = replace(delivery, body_bytes=len(body))
+        order = extract_order(body, delivery.content_type)
+        sha = hashlib.sha256(order).hexdigest()
+        snapshot = verify_post(order, store_id, signature, settings.stores)
+    except Rejected as exc:
+        await _record_rejection(writer, delivery, exc, sha)
+        raise
+    outcome = await writer.run(partial(_record_snapshot, delivery=delivery, snapshot=snapshot))
+    if outcome.outcome == "duplicate":
+        return _text(200, f"duplicate of seq {outcome.seq}")
+    return _text(200, f"appended as seq {outcome.seq}")
+
+
+def _record_snapshot(
+    conn: sqlite3.Connection,
+    key: bytes,
+    head: store.Head,
+    *,
+    delivery: store.Delivery,
+    snapshot: Any,
+) -> store.Outcome:
+    return store.record_snapshot(conn, key, head, delivery, snapshot)
+
+
+@route(
+    "/orderdesk",
+    http_method=["GET", "PUT", "PATCH", "DELETE"],
+    status_code=405,
+    media_type=MediaType.TEXT,
+)
+async def wrong_method(
+    request: Request[Any, Any, Any], writer: NamedDependency[Writer], store_id: StoreHeader = None
+) -> Response[str]:
+    exc = Rejected(405, f"{request.method} is not allowed: Order Desk posts with POST")
+    await _record_rejection(writer, _delivery(request, store_id), exc, None)
+    return _text(405, exc.reason, {"Allow": "POST"})
+
+
+@get("/healthz", media_type=MediaType.JSON, sync_to_thread=True)
+def healthz(settings: NamedDependency[Settings]) -> Response[dict[str, Any]]:
+    try:
+        from .schema import connect
+
+        conn = connect(str(settings.db_path), readonly=True, busy_timeout_ms=2000)
+        try:
+            last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            projected = store.checkpoint(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return Response({"status": "unavailable", "error": str(exc)}, status_code=503)
+    return Response({"status": "ok", "last_seq": last, "projected_seq": projected})
+
+
+def _on_rejected(_: Request[Any, Any, Any], exc: Rejected) -> Response[str]:
+    return _text(exc.status, exc.reason)
+
+
+def _on_unavailable(_: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[str]:
+    # 503 makes Order Desk retry; nothing was acknowledged, so nothing is lost.
+    return _text(503, f"not recorded, retry later: {exc}", {"Retry-After": "30"})
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the receiver. Fails closed: no store key, no app."""
+    settings.require_stores()
+    state = State()
+
+    def start() -> None:
+        key = open_ledger(settings)
+        state.writer = Writer(str(settings.db_path), key, settings.batch_max)
+        state.writer.start()
+
+    def stop() -> None:
+        if getattr(state, "writer", None):
+            state.writer.stop()
+
+    return Litestar(
+        route_handlers=[receive_order, wrong_method, healthz],
+        dependencies={
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "writer": Provide(lambda: state.writer, sync_to_thread=False),
+        },
+        exception_handlers={Rejected: _on_rejected, StorageUnavailable: _on_unavailable},
+        on_startup=[start],
+        on_shutdown=[stop],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=None,
+    )
