@@ -1,0 +1,113 @@
+"""Shared test helpers: sign and post exactly as Order Desk (and `ledger send`) does."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.send import multipart, signed_headers, urlencoded
+
+SAMPLES = Path(__file__).parent / "samples"
+STORE_ID = "70412"
+API_KEY = "test-api-key"
+
+
+def sample(name: str) -> bytes:
+    return next(SAMPLES.glob(f"{name}*.json")).read_bytes()
+
+
+def form(
+    order: bytes,
+    *,
+    store_id: str = STORE_ID,
+    api_key: str = API_KEY,
+    as_multipart: bool = False,
+    legacy: bool = False,
+) -> dict[str, Any]:
+    """Keyword arguments for an httpx/TestClient post of ``order``."""
+    body, content_type = multipart(order) if as_multipart else urlencoded(order)
+    headers = signed_headers(order, store_id, api_key, legacy=legacy)
+    return {"content": body, "headers": headers | {"Content-Type": content_type}}
+
+
+def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ledger_env(db: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERDESK_", "LEDGER_"))}
+    return env | {
+        "LEDGER_DB": str(db),
+        "ORDERDESK_STORE_ID": STORE_ID,
+        "ORDERDESK_API_KEY": API_KEY,
+    } | extra
+
+
+def ledger(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def running_server(db: Path, *extra_args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`ledger serve` as a real process on 127.0.0.1; yields the receiver's base URL."""
+    port, ds_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "serve", "--port", str(port),
+         "--datasette-port", str(ds_port), *extra_args],
+        env=env or ledger_env(db),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"ledger serve exited with {proc.returncode}: {out}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("ledger serve did not become healthy")
