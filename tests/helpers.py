@@ -56,14 +56,20 @@ def free_port() -> int:
 
 def ledger_env(db: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERDESK_", "LEDGER_"))}
-    return env | {
-        "LEDGER_DB": str(db),
-        "ORDERDESK_STORE_ID": STORE_ID,
-        "ORDERDESK_API_KEY": API_KEY,
-    } | extra
+    return (
+        env
+        | {
+            "LEDGER_DB": str(db),
+            "ORDERDESK_STORE_ID": STORE_ID,
+            "ORDERDESK_API_KEY": API_KEY,
+        }
+        | extra
+    )
 
 
-def ledger(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def ledger(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ledger", *args],
         env=env,

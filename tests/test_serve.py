@@ -1,0 +1,154 @@
+"""`ledger serve` as a real process on 127.0.0.1: uvicorn, Datasette, signals, ports."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from .helpers import (
+    SAMPLES,
+    form,
+    free_port,
+    ledger,
+    ledger_env,
+    rows,
+    running_server,
+    sample,
+    wait_healthy,
+)
+
+
+def test_64_concurrent_identical_posts_make_one_event(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    kwargs = form(sample("a-new-order"))
+    barrier = threading.Barrier(64)
+    statuses: list[int] = []
+
+    with running_server(db) as base:
+
+        def post() -> None:
+            with httpx.Client(timeout=30) as http:
+                barrier.wait(timeout=30)
+                statuses.append(http.post(f"{base}/orderdesk", **kwargs).status_code)
+
+        threads = [threading.Thread(target=post) for _ in range(64)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+
+    assert statuses == [200] * 64
+    assert rows(db, "SELECT count(*) FROM events") == [(1,)]
+    assert rows(
+        db, "SELECT outcome, count(*) FROM deliveries GROUP BY outcome ORDER BY outcome"
+    ) == [
+        ("appended", 1),
+        ("duplicate", 63),
+    ]
+    assert rows(db, "SELECT count(DISTINCT seq) FROM deliveries") == [(1,)]
+
+
+def test_send_posts_the_samples_and_datasette_serves_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    env = ledger_env(db)
+    ds_port = free_port()
+    with running_server(db, "--datasette-port", str(ds_port)) as base:
+        files = [str(p) for p in sorted(SAMPLES.glob("*.json"))]
+        sent = ledger("send", "--url", f"{base}/orderdesk", *files, env=env)
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.splitlines() == [
+            f"{f}: 200 appended as seq {n}" for n, f in enumerate(files, 1)
+        ]
+        legacy = ledger(
+            "send", "--url", f"{base}/orderdesk", "--legacy", "--multipart", files[2], env=env
+        )
+        assert legacy.stdout.strip() == f"{files[2]}: 200 duplicate of seq 3"
+
+        bad = ledger("send", "--url", f"{base}/orderdesk", "--api-key", "wrong", files[0], env=env)
+        assert bad.returncode == 1
+        assert bad.stdout.strip() == f"{files[0]}: 403 X-ORDER-DESK-HASH does not match the order"
+
+        orders = httpx.get(
+            f"http://127.0.0.1:{ds_port}/ledger/orders.json?_shape=array", timeout=10
+        ).json()
+        assert sorted(o["order_id"] for o in orders) == ["3910457", "3911802", "3912266"]
+
+
+def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ledger",
+            "serve",
+            "--port",
+            str(port),
+            "--datasette-port",
+            str(free_port()),
+        ],
+        env=ledger_env(db),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, proc)
+    assert httpx.post(f"{base}/orderdesk", **form(sample("a-new-order"))).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    out = proc.stdout.read() if proc.stdout else ""
+    assert "shutting down" in out
+    assert "Traceback" not in out
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = ledger("serve", "--port", str(port), "--datasette-port", str(free_port()),
+                        env=ledger_env(tmp_path / "l.db"), timeout=30)  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot listen for the receiver on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_start_without_a_key(tmp_path: Path) -> None:
+    env = ledger_env(tmp_path / "l.db")
+    del env["ORDERDESK_STORE_ID"], env["ORDERDESK_API_KEY"]
+    result = ledger("serve", "--port", str(free_port()), env=env, timeout=30)
+    assert result.returncode == 1
+    assert "no Order Desk store is configured" in result.stderr
+    assert not (tmp_path / "l.db").exists()
+
+
+def test_a_body_cut_short_is_recorded_as_rejected(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    with running_server(db) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(
+                b"POST /orderdesk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                b"X-ORDER-DESK-STORE-ID: 70412\r\nContent-Length: 1000\r\n\r\norder=%7B"
+            )
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(5)
+            with contextlib.suppress(OSError):
+                s.recv(1000)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not rows(db, "SELECT 1 FROM deliveries"):
+            time.sleep(0.05)
+    assert rows(db, "SELECT outcome, http_status, reason FROM deliveries") == [
+        ("rejected", 400, "body ended before its announced length")
+    ]
+    assert rows(db, "SELECT count(*) FROM events") == [(0,)]
