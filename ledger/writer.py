@@ -8,6 +8,7 @@ savepoint, so one request's failure never fails its neighbours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -45,7 +46,7 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
 
     def start(self) -> None:
-        self._conn = connect(self._db_path)
+        self._conn = connect(self._db_path)  # fail at start, not at the first post
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -89,10 +90,11 @@ class Writer:
                 self._commit(batch)
 
     def _commit(self, batch: list[_Job]) -> None:
-        assert self._conn is not None
-        conn = self._conn
         results: list[tuple[bool, Any]] = []
         try:
+            # After a failure the connection is opened anew, so a fault that clears
+            # (disk space freed, file system writable again) clears here too.
+            conn = self._conn = self._conn or connect(self._db_path)
             conn.execute("BEGIN IMMEDIATE")
             head = store.read_head(conn)
             for job in batch:
@@ -100,8 +102,7 @@ class Writer:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("batch of %d not committed: %s", len(batch), exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._discard_connection()
             for job in batch:
                 job.future.set_exception(StorageUnavailable(f"database unavailable: {exc}"))
             return
@@ -110,6 +111,14 @@ class Writer:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
+
+    def _discard_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                self._conn.close()
+        self._conn = None
 
     def _one(self, conn: sqlite3.Connection, job: _Job, head: store.Head) -> tuple[bool, Any]:
         saved = (head.seq, head.hash)
