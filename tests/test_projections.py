@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from ledger import rebuild
@@ -299,4 +301,3 @@ def _current(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if seen is None or body["date_updated"] > seen["date_updated"]:
             latest[body["id"]] = body
     return list(latest.values())
-
