@@ -198,6 +198,20 @@ def send(
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("dest", type=click.Path(dir_okay=False))
+@db_option
+@key_option
+@friendly
+def backup(dest: str, db: str | None, key_file: str | None) -> None:
+    """Take an online, consistent copy of the ledger (and its chain key) at DEST."""
+    from .backup import backup as take
+
+    settings = settings_from(db, key_file)
+    events = take(existing_db(settings), Path(dest), settings.chain_key_path)
+    click.echo(f"backed up {events} events to {dest} (chain key beside it as {dest}.key)")
+
+
 @cli.group()
 def folders() -> None:
     """Name Order Desk folders (their names are not in the payload)."""

@@ -35,6 +35,7 @@ class Settings:
     key_file: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     body_timeout_s: float = 25.0
+    busy_timeout_ms: int = 10_000
     batch_max: int = 256
 
     @classmethod
@@ -48,13 +49,17 @@ class Settings:
         elif single_id or single_key:
             raise ConfigError("set both ORDERDESK_STORE_ID and ORDERDESK_API_KEY, or neither")
         key_file = env.get("LEDGER_KEY_FILE")
-        max_body = env.get("LEDGER_MAX_BODY_BYTES")
-        return cls(
-            db_path=Path(env.get("LEDGER_DB", "ledger.db")),
-            stores=stores,
-            key_file=Path(key_file) if key_file else None,
-            max_body_bytes=int(max_body) if max_body else DEFAULT_MAX_BODY,
-        )
+        try:
+            return cls(
+                db_path=Path(env.get("LEDGER_DB", "ledger.db")),
+                stores=stores,
+                key_file=Path(key_file) if key_file else None,
+                max_body_bytes=int(env.get("LEDGER_MAX_BODY_BYTES", DEFAULT_MAX_BODY)),
+                body_timeout_s=float(env.get("LEDGER_BODY_TIMEOUT_S", 25.0)),
+                busy_timeout_ms=int(env.get("LEDGER_BUSY_TIMEOUT_MS", 10_000)),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"a LEDGER_ number setting is not a number: {exc}") from None
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

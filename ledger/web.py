@@ -156,7 +156,9 @@ def create_app(settings: Settings) -> Litestar:
 
     def start() -> None:
         key = open_ledger(settings)
-        state.writer = Writer(str(settings.db_path), key, settings.batch_max)
+        state.writer = Writer(
+            str(settings.db_path), key, settings.batch_max, settings.busy_timeout_ms
+        )
         state.writer.start()
 
     def stop() -> None:

@@ -37,8 +37,11 @@ _STOP = object()
 
 
 class Writer:
-    def __init__(self, db_path: str, chain_key: bytes, batch_max: int = 256) -> None:
+    def __init__(
+        self, db_path: str, chain_key: bytes, batch_max: int = 256, busy_timeout_ms: int = 10_000
+    ) -> None:
         self._db_path = db_path
+        self._busy_timeout_ms = busy_timeout_ms
         self._key = chain_key
         self._batch_max = batch_max
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -46,7 +49,7 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
 
     def start(self) -> None:
-        self._conn = connect(self._db_path)  # fail at start, not at the first post
+        self._conn = self._connect()  # fail at start, not at the first post
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -94,7 +97,7 @@ class Writer:
         try:
             # After a failure the connection is opened anew, so a fault that clears
             # (disk space freed, file system writable again) clears here too.
-            conn = self._conn = self._conn or connect(self._db_path)
+            conn = self._conn = self._conn or self._connect()
             conn.execute("BEGIN IMMEDIATE")
             head = store.read_head(conn)
             for job in batch:
@@ -111,6 +114,9 @@ class Writer:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
 
     def _discard_connection(self) -> None:
         if self._conn is not None:

@@ -117,3 +117,29 @@ def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 30) ->
             pass
         time.sleep(0.1)
     raise RuntimeError("ledger serve did not become healthy")
+
+
+def make_order(n: int, *, version: int = 0, pad: int = 0) -> bytes:
+    """A distinct, realistic order payload; ``version`` makes later snapshots of it."""
+    body = {
+        "id": str(500000 + n),
+        "email": f"buyer{n}@example.com",
+        "folder_id": 48201,
+        "date_updated": f"2025-06-01 10:{version // 60:02d}:{version % 60:02d}",
+        "order_total": f"{10 + n % 90}.{n % 100:02d}",
+        "shipping": {
+            "first_name": "Ana",
+            "last_name": f"Buyer {n}",
+            "city": "Köln",
+            "country": "DE",
+        },
+        "order_items": [
+            {"code": f"SKU-{n % 7}", "quantity": 1 + n % 3, "price": 9.5},
+            {"code": "PIN-SET-3", "quantity": 1, "price": "4.00"},
+        ],
+        "order_shipments": [],
+        "note": "x" * pad,
+    }
+    import json
+
+    return json.dumps(body, ensure_ascii=False).replace("/", "\\/").encode("utf-8")

@@ -190,3 +190,46 @@ def test_verify_without_the_key_is_a_clear_error(filled: Path, tmp_path: Path) -
     assert result.returncode == 1
     assert "chain key file" in result.stderr and "not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+WRITES_THROUGH_DATASETTE = [
+    "DROP TABLE events",
+    "ALTER TABLE events ADD COLUMN note TEXT",
+    "ALTER TABLE events RENAME TO old_events",
+    "DROP TRIGGER events_no_update",
+    "UPDATE events SET payload = '{}'",
+    "DELETE FROM deliveries",
+    "INSERT INTO deliveries (received_at, method, outcome, http_status) VALUES ('t', 'POST', 'rejected', 400)",
+    "PRAGMA recursive_triggers = OFF",
+    "ATTACH DATABASE '/tmp/x.db' AS x",
+    "VACUUM",
+]
+
+
+def test_datasette_refuses_schema_and_data_changes(filled: Path) -> None:
+    import asyncio
+
+    from ledger.readside import make_datasette
+
+    before = (
+        rows(filled, "SELECT type, name, sql FROM sqlite_master"),
+        rows(filled, "SELECT * FROM events"),
+    )
+    ds = make_datasette(filled)
+
+    async def attempt() -> list[int]:
+        statuses = []
+        for sql in WRITES_THROUGH_DATASETTE:
+            response = await ds.client.get("/ledger.json", params={"sql": sql})
+            statuses.append(response.status_code)
+            post = await ds.client.post("/ledger", data={"sql": sql})
+            statuses.append(post.status_code)
+        return statuses
+
+    statuses = asyncio.run(attempt())
+    assert all(400 <= s < 500 for s in statuses), statuses
+    after = (
+        rows(filled, "SELECT type, name, sql FROM sqlite_master"),
+        rows(filled, "SELECT * FROM events"),
+    )
+    assert after == before

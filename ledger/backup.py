@@ -1,0 +1,44 @@
+"""Online backups: a consistent snapshot of the live file, taken while posts arrive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from .errors import LedgerError
+from .schema import connect
+
+
+class BackupError(LedgerError):
+    """The backup could not be written."""
+
+
+def backup(db_path: Path, dest: Path, key_path: Path) -> int:
+    """Copy the database (one read snapshot, writers keep going) and its chain key.
+
+    Returns the number of events in the copy.
+    """
+    if dest.exists():
+        raise BackupError(f"{dest} exists already; a backup never overwrites")
+    partial = dest.with_name(dest.name + ".partial")
+    source = connect(str(db_path), readonly=True)
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target)  # all pages in one step: a single consistent snapshot
+            events = int(target.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            target.close()
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"backup failed: {exc}") from None
+    finally:
+        source.close()
+    os.replace(partial, dest)
+    if key_path.exists():
+        key_copy = dest.with_name(dest.name + ".key")
+        shutil.copyfile(key_path, key_copy)
+        key_copy.chmod(0o600)
+    return events
