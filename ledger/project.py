@@ -15,6 +15,7 @@ from typing import Any
 
 OPEN, SHIPPED, CANCELED = "open", "shipped", "canceled"
 BUCKETS = ("ordered", "shipped", "canceled", "open", "orders")
+LIMIT = Decimal(10) ** 15  # beyond any order; keeps cents inside SQLite's 64-bit integers
 MONEY_FIELDS = (
     "product_total",
     "shipping_total",
@@ -67,6 +68,9 @@ def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
         number = None
     if number is None or not number.is_finite():
         issues.add(f"{name} {str(value)[:40]!r} is not a number")
+        return None
+    if abs(number) >= LIMIT:
+        issues.add(f"{name} {str(value)[:40]} is out of range")
         return None
     return number
 

@@ -161,10 +161,30 @@ def record_folder_name(
 
 
 def apply_event(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str, Any]) -> None:
-    if event.type == ORDER_SNAPSHOT:
-        _apply_snapshot(conn, event, body)
-    elif event.type == FOLDER_NAMED:
-        _apply_folder_named(conn, event, body)
+    """Project one event. A projection bug never loses the event: the event stays in the
+    log, its projection is skipped and the failure is recorded as an issue, the same way
+    on every rebuild."""
+    conn.execute("SAVEPOINT project")
+    try:
+        if event.type == ORDER_SNAPSHOT:
+            _apply_snapshot(conn, event, body)
+        elif event.type == FOLDER_NAMED:
+            _apply_folder_named(conn, event, body)
+    except sqlite3.OperationalError:
+        raise  # the database itself failed: nothing may be acknowledged
+    except Exception as exc:
+        conn.execute("ROLLBACK TO project")
+        conn.execute(
+            "INSERT OR IGNORE INTO projection_issues (seq, store_id, order_id, issue)"
+            " VALUES (?,?,?,?)",
+            (
+                event.seq,
+                event.store_id,
+                event.order_id,
+                f"not projected: {type(exc).__name__}: {exc}",
+            ),
+        )
+    conn.execute("RELEASE project")
     conn.execute(
         "INSERT INTO checkpoints (name, seq) VALUES (?, ?)"
         " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",

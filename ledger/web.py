@@ -20,6 +20,7 @@ from litestar.params import HeaderParameter
 from . import store
 from .errors import Rejected, StorageUnavailable
 from .form import extract_order
+from .schema import connect
 from .settings import Settings
 from .startup import open_ledger
 from .verify import verify_post
@@ -93,21 +94,10 @@ async def receive_order(
     except Rejected as exc:
         await _record_rejection(writer, delivery, exc, sha)
         raise
-    outcome = await writer.run(partial(_record_snapshot, delivery=delivery, snapshot=snapshot))
+    outcome = await writer.run(partial(store.record_snapshot, d=delivery, snap=snapshot))
     if outcome.outcome == "duplicate":
         return _text(200, f"duplicate of seq {outcome.seq}")
     return _text(200, f"appended as seq {outcome.seq}")
-
-
-def _record_snapshot(
-    conn: sqlite3.Connection,
-    key: bytes,
-    head: store.Head,
-    *,
-    delivery: store.Delivery,
-    snapshot: Any,
-) -> store.Outcome:
-    return store.record_snapshot(conn, key, head, delivery, snapshot)
 
 
 @route(
@@ -127,8 +117,6 @@ async def wrong_method(
 @get("/healthz", media_type=MediaType.JSON, sync_to_thread=True)
 def healthz(settings: NamedDependency[Settings]) -> Response[dict[str, Any]]:
     try:
-        from .schema import connect
-
         conn = connect(str(settings.db_path), readonly=True, busy_timeout_ms=2000)
         try:
             last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
