@@ -7,15 +7,17 @@ cannot use becomes an *issue* string that the writer records beside the event.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 OPEN, SHIPPED, CANCELED = "open", "shipped", "canceled"
 BUCKETS = ("ordered", "shipped", "canceled", "open", "orders")
 LIMIT = Decimal(10) ** 15  # beyond any order; keeps cents inside SQLite's 64-bit integers
+SMALL = 10**15
 MONEY_FIELDS = (
     "product_total",
     "shipping_total",
@@ -52,6 +54,8 @@ def as_list(value: Any, name: str, issues: Issues) -> list[Any]:
 
 
 def text(value: Any) -> str | None:
+    if type(value) is str:  # the common case first: this runs ~30 times per snapshot
+        return value
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, bool):
@@ -60,12 +64,17 @@ def text(value: Any) -> str | None:
 
 
 def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
+    kind = type(value)
+    number: Decimal | None = None
+    if kind is Decimal or kind is int:
+        number = Decimal(value)
+    elif kind is str:
+        if value == "":
+            return None
+        with contextlib.suppress(InvalidOperation):
+            number = Decimal(value.strip())
+    elif value is None or kind is bool:
         return None
-    try:
-        number = Decimal(str(value).strip()) if isinstance(value, str | int | Decimal) else None
-    except InvalidOperation:
-        number = None
     if number is None or not number.is_finite():
         issues.add(f"{name} {str(value)[:40]!r} is not a number")
         return None
@@ -76,10 +85,12 @@ def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
 
 
 def cents(value: Any, name: str, issues: Issues) -> int | None:
+    if type(value) is int and -SMALL < value < SMALL:
+        return value * 100
     number = decimal(value, name, issues)
     if number is None:
         return None
-    scaled = number * 100
+    scaled = number.scaleb(2)
     whole = scaled.to_integral_value()
     if scaled != whole:
         issues.add(f"{name} {value} has fractions of a cent (rounded half-even)")
@@ -87,6 +98,8 @@ def cents(value: Any, name: str, issues: Issues) -> int | None:
 
 
 def whole(value: Any, name: str, issues: Issues) -> int | None:
+    if type(value) is int and -SMALL < value < SMALL:
+        return value
     number = decimal(value, name, issues)
     if number is None:
         return None
@@ -108,8 +121,7 @@ def state_of(folder_name: str | None, shipments: int) -> str:
     return SHIPPED if shipments else OPEN
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     line: int
     item_id: str | None
     code: str
@@ -121,8 +133,7 @@ class Item:
     variation: str | None
 
 
-@dataclass(frozen=True)
-class Shipment:
+class Shipment(NamedTuple):
     line: int
     shipment_id: str | None
     tracking_number: str | None
@@ -216,13 +227,20 @@ def view_order(order: Mapping[str, Any]) -> OrderView:
     return OrderView(fields, items, shipments, tuple(issues.found))
 
 
+VIEW_FIELDS = (
+    "date_added", "folder_id", "source_name", "source_id", "email", "customer_name",
+    "customer_city", "customer_country", "shipping_name", "shipping_city", "shipping_state",
+    "shipping_country", "shipping_method", "payment_type", "payment_status", "quantity_total",
+    "weight_total", "items_count", "shipments_count", *(f"{m}_cents" for m in MONEY_FIELDS),
+)  # fmt: skip
 Buckets = dict[str, dict[str, int]]
+Line = tuple[str, int]  # (code, quantity)
 
 
-def buckets(items: Iterable[tuple[str, int]], state: str) -> Buckets:
+def buckets(lines: Iterable[Line], state: str) -> Buckets:
     """Per SKU: units ordered/shipped/canceled/open and whether the order holds it."""
     out: Buckets = {}
-    for code, quantity in items:
+    for code, quantity in lines:
         b = out.setdefault(code, dict.fromkeys(BUCKETS, 0))
         b["ordered"] += 0 if state == CANCELED else quantity
         b["shipped"] += quantity if state == SHIPPED else 0
@@ -252,20 +270,6 @@ def supersedes(new: tuple[str | None, int], current: tuple[str | None, int] | No
     return (new[0] or "", new[1]) > (current[0] or "", current[1])
 
 
-def lines_summary(items: Iterable[Item]) -> str:
-    return "; ".join(
-        f"{i.quantity} x {i.code or '(no code)'} @ {format_cents(i.price_cents)}" for i in items
-    )
-
-
-def shipments_summary(shipments: Iterable[Shipment]) -> str:
-    return "; ".join(
-        " ".join(p for p in (s.carrier_code, s.tracking_number, s.date_shipped) if p)
-        or "(shipment)"
-        for s in shipments
-    )
-
-
 def format_cents(value: int | None) -> str:
     if value is None:
         return "?"
@@ -273,18 +277,125 @@ def format_cents(value: int | None) -> str:
     return f"{sign}{abs(value) // 100}.{abs(value) % 100:02d}"
 
 
-HISTORY_FIELDS = ("folder_id", "payment_status", "order_total_cents", "lines", "shipments")
+class Summary(NamedTuple):
+    """What order_history compares between consecutive snapshots of an order."""
+
+    folder_id: int | None
+    payment_status: str | None
+    order_total_cents: int | None
+    lines: str
+    shipments: str
 
 
-def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> str:
+def summarize(view: OrderView) -> Summary:
+    return Summary(
+        view.fields["folder_id"],
+        view.fields["payment_status"],
+        view.fields["order_total_cents"],
+        "; ".join(
+            f"{i.quantity} x {i.code or '(no code)'} @ {format_cents(i.price_cents)}"
+            for i in view.items
+        ),
+        "; ".join(
+            " ".join(p for p in (s.carrier_code, s.tracking_number, s.date_shipped) if p)
+            or "(shipment)"
+            for s in view.shipments
+        ),
+    )
+
+
+def changes(before: Summary | None, after: Summary) -> str:
     """A one-line account of what differs from the previously received snapshot."""
     if before is None:
         return "first snapshot"
     parts = []
-    for name in HISTORY_FIELDS:
-        old, new = before.get(name), after.get(name)
+    for name, old, new in zip(Summary._fields, before, after, strict=True):
         if old != new:
             if name == "order_total_cents":
-                old, new = format_cents(old), format_cents(new)
+                old, new = format_cents(old), format_cents(new)  # type: ignore[arg-type]
             parts.append(f"{name.removesuffix('_cents')}: {old or '∅'} → {new or '∅'}")
     return "; ".join(parts) or "no tracked change"
+
+
+# --- the fold: one order's state from one event to the next ----------------------------------
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """All the projection needs to know about an order between two of its events."""
+
+    seq: int  # the current snapshot's seq
+    updated_at: str | None
+    state: str
+    folder_id: int | None
+    folder_name: str | None
+    shipments_count: int
+    lines: tuple[Line, ...]
+    last_received: Summary  # the snapshot received last (by seq), current or stale
+    snapshots_seen: int
+    stale_snapshots: int
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one event did to one order."""
+
+    state: OrderState
+    current: OrderView | None  # the snapshot that became current, if it did
+    history: tuple[Any, ...] | None  # (applied, stale, *summary, changes) for snapshots
+    movements: Buckets
+
+
+def take_snapshot(
+    prior: OrderState | None,
+    seq: int,
+    updated_at: str | None,
+    view: OrderView,
+    folder_name: str | None,
+) -> Step:
+    """Fold one snapshot into its order: it becomes current only if it is the newest."""
+    summary = summarize(view)
+    applies = supersedes((updated_at, seq), (prior.updated_at, prior.seq) if prior else None)
+    history = (
+        int(applies),
+        int(not applies),
+        *summary,
+        changes(prior.last_received if prior else None, summary),
+    )
+    if prior is not None and not applies:
+        stale = replace(
+            prior,
+            last_received=summary,
+            snapshots_seen=prior.snapshots_seen + 1,
+            stale_snapshots=prior.stale_snapshots + 1,
+            last_seq=seq,
+        )
+        return Step(stale, None, history, {})
+    state = state_of(folder_name, len(view.shipments))
+    lines = tuple((i.code, i.quantity) for i in view.items)
+    after = OrderState(
+        seq=seq,
+        updated_at=updated_at,
+        state=state,
+        folder_id=view.fields["folder_id"],
+        folder_name=folder_name,
+        shipments_count=len(view.shipments),
+        lines=lines,
+        last_received=summary,
+        snapshots_seen=prior.snapshots_seen + 1 if prior else 1,
+        stale_snapshots=prior.stale_snapshots if prior else 0,
+        first_seq=prior.first_seq if prior else seq,
+        last_seq=seq,
+    )
+    before = buckets(prior.lines, prior.state) if prior else {}
+    return Step(after, view, history, movements(before, buckets(lines, state)))
+
+
+def rename_folder(prior: OrderState, name: str) -> Step:
+    """The order's folder got a (new) name: its state may change, and with it inventory."""
+    state = state_of(name, prior.shipments_count)
+    after = replace(prior, folder_name=name, state=state)
+    moved = movements(buckets(prior.lines, prior.state), buckets(prior.lines, state))
+    return Step(after, None, None, moved)

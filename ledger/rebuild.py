@@ -3,19 +3,51 @@ then either swap the result in atomically or report how it differs."""
 
 from __future__ import annotations
 
+import heapq
+import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
+from typing import Any
 
-from .schema import PROJECTION_TABLES, connect, ensure_projection_schema
-from .store import apply_event, catch_up, checkpoint, iter_events, parse_stored
+from . import project
+from .schema import INVENTORY_TRIGGER, PROJECTION_TABLES, connect, ensure_projection_schema
+from .store import (
+    CHECKPOINT,
+    FOLDER_NAMED,
+    INSERT_HISTORY,
+    INSERT_ISSUE,
+    INSERT_ITEM,
+    INSERT_MOVEMENT,
+    INSERT_SHIPMENT,
+    ORDER_SNAPSHOT,
+    UPSERT_FOLDER,
+    UPSERT_ORDER,
+    StoredEvent,
+    catch_up,
+    checkpoint,
+    folder_row,
+    history_row,
+    issue_rows,
+    item_rows,
+    iter_events,
+    movement_rows,
+    not_projected,
+    order_row,
+    parse_stored,
+    shipment_rows,
+)
 
 Progress = Callable[[int], None]
-COMMIT_EVERY = 20_000
+FLUSH_ROWS = 50_000
+STAGE_MOVEMENT = INSERT_MOVEMENT.format(table="temp.staged_movements")
 
 
 @dataclass(frozen=True)
@@ -39,30 +71,130 @@ def _scratch_file(beside: Path) -> Iterator[Path]:
             Path(name + suffix).unlink(missing_ok=True)
 
 
+class _Rows:
+    """Rows gathered per statement, written with one executemany each."""
+
+    def __init__(self) -> None:
+        self.by_sql: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self.count = 0
+
+    def add(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.by_sql[sql].extend(rows)
+        self.count += len(rows)
+
+    def write(self, out: sqlite3.Connection) -> None:
+        for sql, rows in self.by_sql.items():
+            out.executemany(sql, rows)
+        self.by_sql.clear()
+        self.count = 0
+
+
+class _FolderNames:
+    """Each folder's name as of any seq, from the FolderNamed events (few: kept in memory)."""
+
+    def __init__(self, events: list[StoredEvent]) -> None:
+        self.events = events
+        self.bodies = {e.seq: json.loads(e.payload) for e in events}
+        self._by_store: dict[str, list[StoredEvent]] = defaultdict(list)
+        self._history: dict[tuple[str, int], list[tuple[int, str]]] = defaultdict(list)
+        for e in events:
+            folder_id, name = self.named(e)
+            self._by_store[e.store_id].append(e)
+            self._history[(e.store_id, folder_id)].append((e.seq, name))
+
+    def named(self, event: StoredEvent) -> tuple[int, str]:
+        body = self.bodies[event.seq]
+        return int(body["folder_id"]), str(body["name"])
+
+    def of_store(self, store_id: str) -> list[StoredEvent]:
+        return self._by_store.get(store_id, [])
+
+    def at(self, store_id: str, folder_id: int | None, seq: int) -> str | None:
+        named = self._history.get((store_id, folder_id)) if folder_id is not None else None
+        if not named:
+            return None
+        i = bisect_left(named, (seq, ""))
+        return named[i - 1][1] if i else None
+
+
+def _replay_order(
+    store_id: str, order_id: str, events: Iterable[StoredEvent], folders: _FolderNames, rows: _Rows
+) -> int:
+    """One order's events, with the folder namings between them, through the live fold."""
+    state: project.OrderState | None = None
+    current: project.OrderView | None = None
+    count = 0
+    for event in heapq.merge(events, folders.of_store(store_id), key=lambda e: e.seq):
+        if event.type == FOLDER_NAMED:
+            folder_id, folder_name = folders.named(event)
+            if state is not None and state.folder_id == folder_id:
+                step = project.rename_folder(state, folder_name)
+                rows.add(STAGE_MOVEMENT, movement_rows(event, order_id, step))
+                state = step.state
+            continue
+        count += 1
+        try:
+            view = project.view_order(parse_stored(event))
+            name = folders.at(store_id, view.fields["folder_id"], event.seq)
+            step = project.take_snapshot(state, event.seq, event.order_updated_at, view, name)
+        except Exception as exc:  # the same rule as the live path: record, skip, go on
+            rows.add(INSERT_ISSUE, [(event.seq, store_id, order_id, not_projected(exc))])
+            continue
+        rows.add(INSERT_ISSUE, issue_rows(event, view.issues))
+        rows.add(INSERT_HISTORY, [history_row(event, step)])
+        rows.add(STAGE_MOVEMENT, movement_rows(event, order_id, step))
+        state, current = step.state, step.current or current
+    if state is not None and current is not None:
+        rows.add(UPSERT_ORDER, [order_row(store_id, order_id, state, current)])
+        rows.add(INSERT_ITEM, item_rows(store_id, order_id, current))
+        rows.add(INSERT_SHIPMENT, shipment_rows(store_id, order_id, current))
+    return count
+
+
 def _project_into(
     scratch: Path, live: sqlite3.Connection, until: int, progress: Progress | None
 ) -> None:
-    """Apply events 1..until, read in ``live``'s open read transaction, to fresh tables."""
+    """Project events 1..until, read in ``live``'s open read transaction, into fresh tables.
+
+    Events are replayed order by order (the index on store, order, seq gives them in that
+    order without sorting), through the same fold as live appends; memory holds one order.
+    Movements are staged and then inserted in seq order, so the triggers that keep
+    ``inventory`` see them exactly as they saw them live.
+    """
     out = sqlite3.connect(scratch, isolation_level=None)
     try:
         out.execute("PRAGMA journal_mode = OFF")  # a scratch file: on any failure it is discarded
         out.execute("PRAGMA synchronous = OFF")
         ensure_projection_schema(out)
+        out.execute(
+            "CREATE TEMP TABLE staged_movements AS SELECT * FROM inventory_movements LIMIT 0"
+        )
+        folders = _FolderNames(list(iter_events(live, until=until, kind=FOLDER_NAMED)))
+        rows = _Rows()
         out.execute("BEGIN")
-        done = 0
-        for event in iter_events(live):
-            if event.seq > until:
-                break
-            apply_event(out, event, parse_stored(event))
-            done += 1
-            if done % COMMIT_EVERY == 0:
-                out.execute("COMMIT")
-                out.execute("BEGIN")
+        rows.add(UPSERT_FOLDER, [folder_row(e, folders.bodies[e.seq]) for e in folders.events])
+        done = len(folders.events)
+        snapshots = iter_events(live, until=until, kind=ORDER_SNAPSHOT, by_order=True)
+        for (store_id, order_id), events in groupby(
+            snapshots, key=lambda e: (e.store_id, e.order_id)
+        ):
+            assert order_id is not None
+            done += _replay_order(store_id, order_id, events, folders, rows)
+            if rows.count >= FLUSH_ROWS:
+                rows.write(out)
                 if progress:
-                    progress(COMMIT_EVERY)
+                    progress(done)
+                    done = 0
+        rows.write(out)
+        out.execute(
+            "INSERT INTO inventory_movements SELECT * FROM temp.staged_movements"
+            " ORDER BY seq, store_id, order_id, code"
+        )
+        if until:
+            out.execute("INSERT INTO checkpoints (name, seq) VALUES (?, ?)", (CHECKPOINT, until))
         out.execute("COMMIT")
         if progress:
-            progress(done % COMMIT_EVERY)
+            progress(done)
     finally:
         out.close()
 
@@ -122,12 +254,15 @@ def rebuild(db_path: Path, progress: Progress | None = None) -> int:
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inventory arrives whole: its trigger must not add the movements again.
+                conn.execute("DROP TRIGGER main.inventory_follows_movements")
                 for table in PROJECTION_TABLES:
                     cols = _columns(conn, "scratch", table)
                     conn.execute(f"DELETE FROM main.{table}")
                     conn.execute(
                         f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM scratch.{table}"
                     )
+                conn.execute(INVENTORY_TRIGGER)
                 catch_up(conn)  # events appended while the scratch copy was built
                 conn.execute("COMMIT")
             except BaseException:

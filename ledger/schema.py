@@ -205,6 +205,7 @@ CREATE TABLE IF NOT EXISTS inventory_movements (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS inventory_movements_code ON inventory_movements (store_id, code, seq);
 
+
 CREATE TABLE IF NOT EXISTS order_history (
     seq INTEGER PRIMARY KEY,
     store_id TEXT NOT NULL,
@@ -232,6 +233,25 @@ CREATE TABLE IF NOT EXISTS projection_issues (
 """
 
 
+INVENTORY_TRIGGER = """
+-- Inventory is the running sum of movements, kept by SQLite itself; a SKU that no
+-- current order holds any more leaves the table (its movements stay).
+CREATE TRIGGER IF NOT EXISTS inventory_follows_movements AFTER INSERT ON inventory_movements
+BEGIN
+  INSERT INTO inventory (store_id, code, ordered, shipped, canceled, open, orders, last_movement_at)
+  VALUES (NEW.store_id, NEW.code, NEW.ordered, NEW.shipped, NEW.canceled, NEW.open, NEW.orders,
+          NEW.moved_at)
+  ON CONFLICT (store_id, code) DO UPDATE SET
+    ordered = ordered + excluded.ordered, shipped = shipped + excluded.shipped,
+    canceled = canceled + excluded.canceled, open = open + excluded.open,
+    orders = orders + excluded.orders,
+    last_movement_at = max(last_movement_at, excluded.last_movement_at);
+  DELETE FROM inventory WHERE store_id = NEW.store_id AND code = NEW.code AND orders = 0
+    AND ordered = 0 AND shipped = 0 AND canceled = 0 AND open = 0;
+END;
+"""
+
+
 def connect(
     path: str, *, readonly: bool = False, busy_timeout_ms: int = 10_000
 ) -> sqlite3.Connection:
@@ -248,14 +268,14 @@ def connect(
 
 
 def ensure_projection_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(PROJECTION_DDL)
+    conn.executescript(PROJECTION_DDL + INVENTORY_TRIGGER)
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create whatever is missing; safe to run at every start and from several processes."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _statements(LOG_DDL + TRIGGERS_DDL + PROJECTION_DDL):
+        for statement in _statements(LOG_DDL + TRIGGERS_DDL + PROJECTION_DDL + INVENTORY_TRIGGER):
             conn.execute(statement)
         from .views import ensure_views
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,7 +157,94 @@ def record_folder_name(
     return event.seq
 
 
-# --- projections: the same code for live appends and for rebuilds -------------------------
+# --- projections: the same fold for live appends and for rebuilds ---------------------------
+
+ORDER_STATE_COLUMNS = (
+    "seq", "order_updated_at", "state", "folder_id", "folder_name", "shipments_count",
+    "snapshots_seen", "stale_snapshots", "first_seq", "last_seq",
+)  # fmt: skip
+SNAPSHOT_COLUMNS = tuple(k for k in project.VIEW_FIELDS if k not in ORDER_STATE_COLUMNS)
+ORDER_COLUMNS = ("store_id", "order_id", *ORDER_STATE_COLUMNS, *SNAPSHOT_COLUMNS)
+UPSERT_ORDER = (
+    f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(ORDER_COLUMNS))})"
+    " ON CONFLICT (store_id, order_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS[2:])
+)
+UPDATE_ORDER_STATE = (
+    f"UPDATE orders SET {', '.join(f'{c} = ?' for c in ORDER_STATE_COLUMNS)}"
+    " WHERE store_id = ? AND order_id = ?"
+)
+INSERT_ITEM = (
+    "INSERT INTO order_items (store_id, order_id, line, item_id, code, name, quantity,"
+    " price_cents, weight, category_code, variation) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_SHIPMENT = (
+    "INSERT INTO shipments (store_id, order_id, line, shipment_id, tracking_number, carrier_code,"
+    " shipment_method, date_shipped, cost_cents, weight, tracking_url)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_HISTORY = (
+    "INSERT INTO order_history (seq, store_id, order_id, received_at, order_updated_at, applied,"
+    " stale, folder_id, payment_status, order_total_cents, lines, shipments, changes)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_MOVEMENT = (
+    "INSERT INTO {table} (seq, store_id, order_id, code, ordered, shipped, canceled, open, orders,"
+    " moved_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_ISSUE = (
+    "INSERT OR IGNORE INTO projection_issues (seq, store_id, order_id, issue) VALUES (?,?,?,?)"
+)
+UPSERT_FOLDER = (
+    "INSERT INTO folders (store_id, folder_id, name, named_at, seq) VALUES (?,?,?,?,?)"
+    " ON CONFLICT (store_id, folder_id) DO UPDATE SET name = excluded.name,"
+    " named_at = excluded.named_at, seq = excluded.seq"
+)
+
+
+def order_row(
+    store_id: str, order_id: str, s: project.OrderState, view: project.OrderView
+) -> tuple[Any, ...]:
+    state = (s.seq, s.updated_at, s.state, s.folder_id, s.folder_name, s.shipments_count,
+             s.snapshots_seen, s.stale_snapshots, s.first_seq, s.last_seq)  # fmt: skip
+    return (store_id, order_id, *state, *(view.fields[c] for c in SNAPSHOT_COLUMNS))
+
+
+def item_rows(store_id: str, order_id: str, view: project.OrderView) -> list[tuple[Any, ...]]:
+    return [(store_id, order_id, *item) for item in view.items]
+
+
+def shipment_rows(store_id: str, order_id: str, view: project.OrderView) -> list[tuple[Any, ...]]:
+    return [(store_id, order_id, *shipment) for shipment in view.shipments]
+
+
+def movement_rows(event: StoredEvent, order_id: str, step: project.Step) -> list[tuple[Any, ...]]:
+    return [
+        (
+            event.seq,
+            event.store_id,
+            order_id,
+            code,
+            *(d[b] for b in project.BUCKETS),
+            event.received_at,
+        )
+        for code, d in step.movements.items()
+    ]
+
+
+def history_row(event: StoredEvent, step: project.Step) -> tuple[Any, ...]:
+    assert step.history is not None
+    return (event.seq, event.store_id, event.order_id, event.received_at, event.order_updated_at,
+            *step.history)  # fmt: skip
+
+
+def issue_rows(event: StoredEvent, issues: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    return [(event.seq, event.store_id, event.order_id, issue) for issue in issues]
+
+
+def folder_row(event: StoredEvent, body: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (event.store_id, int(body["folder_id"]), str(body["name"]), event.received_at, event.seq)
 
 
 def apply_event(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str, Any]) -> None:
@@ -174,16 +261,7 @@ def apply_event(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str,
         raise  # the database itself failed: nothing may be acknowledged
     except Exception as exc:
         conn.execute("ROLLBACK TO project")
-        conn.execute(
-            "INSERT OR IGNORE INTO projection_issues (seq, store_id, order_id, issue)"
-            " VALUES (?,?,?,?)",
-            (
-                event.seq,
-                event.store_id,
-                event.order_id,
-                f"not projected: {type(exc).__name__}: {exc}",
-            ),
-        )
+        conn.execute(INSERT_ISSUE, (event.seq, event.store_id, event.order_id, not_projected(exc)))
     conn.execute("RELEASE project")
     conn.execute(
         "INSERT INTO checkpoints (name, seq) VALUES (?, ?)"
@@ -192,192 +270,89 @@ def apply_event(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str,
     )
 
 
+def not_projected(exc: Exception) -> str:
+    return f"not projected: {type(exc).__name__}: {exc}"
+
+
 def parse_stored(event: StoredEvent) -> Mapping[str, Any]:
     return parse_order(event.payload) if event.type == ORDER_SNAPSHOT else json.loads(event.payload)
 
 
-def _folder_name(conn: sqlite3.Connection, store_id: str, folder_id: int | None) -> str | None:
+def load_state(conn: sqlite3.Connection, store_id: str, order_id: str) -> project.OrderState | None:
+    key = (store_id, order_id)
     row = conn.execute(
-        "SELECT name FROM folders WHERE store_id = ? AND folder_id = ?", (store_id, folder_id)
+        f"SELECT {', '.join(ORDER_STATE_COLUMNS)} FROM orders WHERE store_id = ? AND order_id = ?",
+        key,
     ).fetchone()
-    return row[0] if row else None
-
-
-def _current_buckets(
-    conn: sqlite3.Connection, store_id: str, order_id: str, state: str
-) -> project.Buckets:
-    items = conn.execute(
-        "SELECT code, quantity FROM order_items WHERE store_id = ? AND order_id = ?",
-        (store_id, order_id),
+    if row is None:
+        return None
+    lines = conn.execute(
+        "SELECT code, quantity FROM order_items WHERE store_id = ? AND order_id = ? ORDER BY line",
+        key,
     ).fetchall()
-    return project.buckets(items, state)
+    last = conn.execute(
+        "SELECT folder_id, payment_status, order_total_cents, lines, shipments FROM order_history"
+        " WHERE store_id = ? AND order_id = ? ORDER BY seq DESC LIMIT 1",
+        key,
+    ).fetchone()
+    seq, updated, state, folder_id, folder_name, shipments, seen, stale, first, last_seq = row
+    return project.OrderState(
+        seq, updated, state, folder_id, folder_name, shipments, tuple(lines),
+        project.Summary(*last), seen, stale, first, last_seq,
+    )  # fmt: skip
 
 
 def _apply_snapshot(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str, Any]) -> None:
     assert event.order_id is not None
-    key = (event.store_id, event.order_id)
-    current = conn.execute(
-        "SELECT seq, order_updated_at, state FROM orders WHERE store_id = ? AND order_id = ?", key
-    ).fetchone()
     view = project.view_order(body)
-    applies = project.supersedes(
-        (event.order_updated_at, event.seq), (current[1], current[0]) if current else None
-    )
-    for issue in view.issues:
-        conn.execute(
-            "INSERT OR IGNORE INTO projection_issues (seq, store_id, order_id, issue)"
-            " VALUES (?,?,?,?)",
-            (event.seq, event.store_id, event.order_id, issue),
-        )
-    _write_history(conn, event, view, applies)
-    if not applies:
-        conn.execute(
-            "UPDATE orders SET snapshots_seen = snapshots_seen + 1,"
-            " stale_snapshots = stale_snapshots + 1, last_seq = max(last_seq, ?)"
-            " WHERE store_id = ? AND order_id = ?",
-            (event.seq, *key),
-        )
-        return
-    before = _current_buckets(conn, *key, current[2]) if current else {}
-    folder_name = _folder_name(conn, event.store_id, view.fields["folder_id"])
-    state = project.state_of(folder_name, len(view.shipments))
-    _replace_order(conn, event, view, state, folder_name, is_new=current is None)
-    after = project.buckets(((i.code, i.quantity) for i in view.items), state)
-    _move(conn, event, event.order_id, before, after)
-
-
-def _replace_order(
-    conn: sqlite3.Connection,
-    event: StoredEvent,
-    view: project.OrderView,
-    state: str,
-    folder_name: str | None,
-    *,
-    is_new: bool,
-) -> None:
-    key = (event.store_id, event.order_id)
-    row = {
-        "store_id": event.store_id, "order_id": event.order_id, "seq": event.seq,
-        "order_updated_at": event.order_updated_at, "state": state, "folder_name": folder_name,
-        **view.fields,
-    }  # fmt: skip
-    if is_new:
-        row |= {
-            "snapshots_seen": 1,
-            "stale_snapshots": 0,
-            "first_seq": event.seq,
-            "last_seq": event.seq,
-        }
-        cols = ", ".join(row)
-        conn.execute(
-            f"INSERT INTO orders ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
-        )
-    else:
-        sets = ", ".join(f"{c} = ?" for c in row)
-        conn.execute(
-            f"UPDATE orders SET {sets}, snapshots_seen = snapshots_seen + 1,"
-            " last_seq = max(last_seq, ?)"
-            " WHERE store_id = ? AND order_id = ?",
-            (*row.values(), event.seq, *key),
-        )
-    conn.execute("DELETE FROM order_items WHERE store_id = ? AND order_id = ?", key)
-    conn.execute("DELETE FROM shipments WHERE store_id = ? AND order_id = ?", key)
-    conn.executemany(
-        "INSERT INTO order_items (store_id, order_id, line, item_id, code, name, quantity,"
-        " price_cents, weight, category_code, variation) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        [(*key, *asdict(i).values()) for i in view.items],
-    )
-    conn.executemany(
-        "INSERT INTO shipments (store_id, order_id, line, shipment_id, tracking_number,"
-        " carrier_code, shipment_method, date_shipped, cost_cents, weight, tracking_url)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        [(*key, *asdict(s).values()) for s in view.shipments],
-    )
-
-
-def _write_history(
-    conn: sqlite3.Connection, event: StoredEvent, view: project.OrderView, applies: bool
-) -> None:
-    previous = conn.execute(
-        "SELECT folder_id, payment_status, order_total_cents, lines, shipments FROM order_history"
-        " WHERE store_id = ? AND order_id = ? ORDER BY seq DESC LIMIT 1",
-        (event.store_id, event.order_id),
+    conn.executemany(INSERT_ISSUE, issue_rows(event, view.issues))
+    folder = conn.execute(
+        "SELECT name FROM folders WHERE store_id = ? AND folder_id = ?",
+        (event.store_id, view.fields["folder_id"]),
     ).fetchone()
-    now = {
-        "folder_id": view.fields["folder_id"],
-        "payment_status": view.fields["payment_status"],
-        "order_total_cents": view.fields["order_total_cents"],
-        "lines": project.lines_summary(view.items),
-        "shipments": project.shipments_summary(view.shipments),
-    }
-    before = dict(zip(project.HISTORY_FIELDS, previous, strict=True)) if previous else None
-    conn.execute(
-        "INSERT INTO order_history (seq, store_id, order_id, received_at, order_updated_at,"
-        " applied, stale, folder_id, payment_status, order_total_cents, lines, shipments, changes)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            event.seq, event.store_id, event.order_id, event.received_at, event.order_updated_at,
-            int(applies), int(not applies), *now.values(), project.changes(before, now),
-        ),
-    )  # fmt: skip
+    prior = load_state(conn, event.store_id, event.order_id)
+    step = project.take_snapshot(
+        prior, event.seq, event.order_updated_at, view, folder[0] if folder else None
+    )
+    conn.execute(INSERT_HISTORY, history_row(event, step))
+    _save_step(conn, event, event.order_id, step)
 
 
 def _apply_folder_named(
     conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str, Any]
 ) -> None:
-    folder_id, name = int(body["folder_id"]), str(body["name"])
-    conn.execute(
-        "INSERT INTO folders (store_id, folder_id, name, named_at, seq) VALUES (?,?,?,?,?)"
-        " ON CONFLICT (store_id, folder_id) DO UPDATE SET name = excluded.name,"
-        " named_at = excluded.named_at, seq = excluded.seq",
-        (event.store_id, folder_id, name, event.received_at, event.seq),
-    )
+    folder = folder_row(event, body)
+    conn.execute(UPSERT_FOLDER, folder)
     affected = conn.execute(
-        "SELECT order_id, state, shipments_count FROM orders WHERE store_id = ? AND folder_id = ?"
-        " ORDER BY order_id",
-        (event.store_id, folder_id),
+        "SELECT order_id FROM orders WHERE store_id = ? AND folder_id = ? ORDER BY order_id",
+        (event.store_id, folder[1]),
     ).fetchall()
-    for order_id, old_state, shipments in affected:
-        new_state = project.state_of(name, shipments)
-        conn.execute(
-            "UPDATE orders SET folder_name = ?, state = ? WHERE store_id = ? AND order_id = ?",
-            (name, new_state, event.store_id, order_id),
-        )
-        if new_state != old_state:
-            before = _current_buckets(conn, event.store_id, order_id, old_state)
-            after = _current_buckets(conn, event.store_id, order_id, new_state)
-            _move(conn, event, order_id, before, after)
+    for (order_id,) in affected:
+        prior = load_state(conn, event.store_id, order_id)
+        assert prior is not None
+        _save_step(conn, event, order_id, project.rename_folder(prior, folder[2]))
 
 
-def _move(
-    conn: sqlite3.Connection,
-    event: StoredEvent,
-    order_id: str,
-    before: project.Buckets,
-    after: project.Buckets,
+def _save_step(
+    conn: sqlite3.Connection, event: StoredEvent, order_id: str, step: project.Step
 ) -> None:
-    for code, d in project.movements(before, after).items():
-        deltas = tuple(d[b] for b in project.BUCKETS)
+    key = (event.store_id, order_id)
+    if step.current is not None:
+        conn.execute(UPSERT_ORDER, order_row(*key, step.state, step.current))
+        conn.execute("DELETE FROM order_items WHERE store_id = ? AND order_id = ?", key)
+        conn.execute("DELETE FROM shipments WHERE store_id = ? AND order_id = ?", key)
+        conn.executemany(INSERT_ITEM, item_rows(*key, step.current))
+        conn.executemany(INSERT_SHIPMENT, shipment_rows(*key, step.current))
+    else:
+        s = step.state
         conn.execute(
-            "INSERT INTO inventory_movements (seq, store_id, order_id, code, ordered, shipped,"
-            " canceled, open, orders, moved_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (event.seq, event.store_id, order_id, code, *deltas, event.received_at),
-        )
-        conn.execute(
-            "INSERT INTO inventory (store_id, code, ordered, shipped, canceled, open, orders,"
-            " last_movement_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (store_id, code) DO UPDATE SET"
-            " ordered = ordered + excluded.ordered, shipped = shipped + excluded.shipped,"
-            " canceled = canceled + excluded.canceled, open = open + excluded.open,"
-            " orders = orders + excluded.orders,"
-            " last_movement_at = max(coalesce(last_movement_at, ''), excluded.last_movement_at)",
-            (event.store_id, code, *deltas, event.received_at),
-        )
-        # A SKU no current order holds any more leaves the table (its movements stay).
-        conn.execute(
-            "DELETE FROM inventory WHERE store_id = ? AND code = ? AND orders = 0 AND ordered = 0"
-            " AND shipped = 0 AND canceled = 0 AND open = 0",
-            (event.store_id, code),
-        )
+            UPDATE_ORDER_STATE,
+            (s.seq, s.updated_at, s.state, s.folder_id, s.folder_name, s.shipments_count,
+             s.snapshots_seen, s.stale_snapshots, s.first_seq, s.last_seq, *key),
+        )  # fmt: skip
+    conn.executemany(
+        INSERT_MOVEMENT.format(table="inventory_movements"), movement_rows(event, order_id, step)
+    )
 
 
 def checkpoint(conn: sqlite3.Connection) -> int:
@@ -385,11 +360,29 @@ def checkpoint(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def iter_events(conn: sqlite3.Connection, after_seq: int = 0, chunk: int = 2000):  # type: ignore[no-untyped-def]
+def iter_events(
+    conn: sqlite3.Connection,
+    after: int = 0,
+    until: int | None = None,
+    kind: str | None = None,
+    *,
+    by_order: bool = False,
+    chunk: int = 2000,
+) -> Iterator[StoredEvent]:
+    """Stream events (never the whole log in memory), in seq order or order by order."""
+    where: list[str] = ["+seq > ?"]
+    params: list[object] = [after]
+    if until is not None:
+        where.append("+seq <= ?")  # '+': the range must not steer SQLite off the index
+        params.append(until)
+    if kind is not None:
+        where.append("type = ?")
+        params.append(kind)
     cursor = conn.execute(
-        "SELECT seq, type, received_at, store_id, order_id, order_updated_at, payload"
-        " FROM events WHERE seq > ? ORDER BY seq",
-        (after_seq,),
+        "SELECT seq, type, received_at, store_id, order_id, order_updated_at, payload FROM events"
+        f" WHERE {' AND '.join(where)}"
+        f" ORDER BY {'store_id, order_id, seq' if by_order else 'seq'}",
+        params,
     )
     while rows := cursor.fetchmany(chunk):
         for row in rows:
