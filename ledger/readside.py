@@ -371,6 +371,20 @@ def _hook(fn: _F) -> _F:
     return cast(_F, hookimpl(fn))
 
 
+OPEN_PAYLOAD_JS = "document.querySelectorAll('details.payload').forEach(d => d.open = true);"
+FOLD_DESCRIPTIONS_JS = """
+document.querySelectorAll('dl.column-descriptions').forEach(dl => {
+  const fold = document.createElement('details');
+  fold.className = 'column-descriptions';
+  const summary = document.createElement('summary');
+  summary.textContent = 'What each column means (' + dl.querySelectorAll('dt').length + ')';
+  dl.parentNode.insertBefore(fold, dl);
+  fold.appendChild(summary);
+  fold.appendChild(dl);
+});
+"""
+
+
 class _Hooks:
     """Hooks that act only on a LedgerDatasette (other Datasettes in the process are left be)."""
 
@@ -405,9 +419,12 @@ class _Hooks:
 
     @_hook
     def extra_body_script(self, view_name: str | None, datasette: Datasette) -> str | None:
-        # On one event's own page its payload opens by itself.
-        if isinstance(datasette, LedgerDatasette) and view_name == "row":
-            return "document.querySelectorAll('details.payload').forEach(d => d.open = true);"
+        if not isinstance(datasette, LedgerDatasette):
+            return None
+        if view_name == "row":  # on one event's own page its payload opens by itself
+            return OPEN_PAYLOAD_JS
+        if view_name == "table":  # column descriptions fold away above the rows
+            return FOLD_DESCRIPTIONS_JS
         return None
 
     @_hook

@@ -744,6 +744,7 @@ def test_main_pages_read_as_a_person_expects(ledger: Ledger) -> None:
         assert f'data-column="{facet}"' in orders
     assert ">Canceled<" in orders and ">canceled<" in orders  # d sits in folder 48204
     assert 'href="/ledger/history_of_order?order_id=3910457"' in orders
+    assert "What each column means" in orders  # descriptions fold away above the rows
 
     history = text_of(pages["/ledger/history_of_order?order_id=3910457"])
     assert "The full history of one order" in history
@@ -757,7 +758,7 @@ def test_main_pages_read_as_a_person_expects(ledger: Ledger) -> None:
     for name in RECONCILIATION_VIEWS:
         assert meta["tables"][name]["title"] in recon
         assert f'href="/ledger/{name}.csv?_stream=on&amp;_size=max"' in recon
-    count = r'recon-count"> {} <span class="recon-flag">{}'
+    count = r'recon-count">{} <span class="recon-flag">{}'
     assert re.search("totals do not add up.*?" + count.format(1, "to look at"), recon)
     assert re.search("does not equal the sum.*?" + count.format(0, "✓ none"), recon)
     for query in meta["queries"].values():
