@@ -72,6 +72,15 @@ def cli() -> None:
     "--metadata", type=click.Path(exists=True, dir_okay=False), help="Datasette metadata.yml"
 )
 @click.option("--max-body-bytes", type=int, help="largest accepted post [default 5 MB]")
+@click.option(
+    "--datasette-password",
+    prompt="Datasette password",
+    prompt_required=False,
+    hide_input=True,
+    envvar="LEDGER_DATASETTE_PASSWORD",
+    help="put Datasette behind a login (user ledger); give no value to be prompted"
+    " [env LEDGER_DATASETTE_PASSWORD, or a hash in LEDGER_DATASETTE_PASSWORD_HASH]",
+)
 @friendly
 def serve(
     db: str | None,
@@ -82,8 +91,10 @@ def serve(
     datasette_port: int,
     metadata: str | None,
     max_body_bytes: int | None,
+    datasette_password: str | None,
 ) -> None:
     """Receive posts on POST /orderdesk and serve the file through Datasette."""
+    from .readside import password_hash_from
     from .serve import serve as run
     from .startup import open_ledger
 
@@ -91,6 +102,7 @@ def serve(
     if max_body_bytes:
         settings = settings.with_(max_body_bytes=max_body_bytes)
     settings.require_stores()
+    password_hash = password_hash_from(datasette_password)
     open_ledger(settings)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -103,6 +115,7 @@ def serve(
             datasette_host,
             datasette_port,
             Path(metadata) if metadata else None,
+            password_hash,
         )
     )
 

@@ -1,12 +1,40 @@
-"""The read side: a Datasette over the live file, read-only, configured by metadata.yml."""
+"""The read side: a Datasette over the live file, read-only, configured by metadata.yml.
+
+Read-only holds at three levels:
+
+* Datasette opens the file with ``mode=ro`` for every read (it is served mutable, so it
+  sees new rows at once), and ``ReadOnlyDatabase`` refuses Datasette's write path
+  outright, so no plugin and no canned query can write through it;
+* ``metadata.yml`` defines no writable canned query, and ``load_metadata`` refuses one;
+* the ASGI gate below answers 405 to every method but GET and HEAD (the login form's
+  POST excepted) before Datasette sees the request.
+
+With a password hash configured, the same gate turns away every anonymous request except
+the login form and static files, and ``allow`` blocks make Datasette's own permission
+checks agree.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+from urllib.parse import urlencode
 
+from datasette import hookimpl
 from datasette.app import Datasette
+from datasette.database import Database
+from datasette.plugins import pm
 from datasette.utils import parse_metadata
+from datasette.utils.asgi import Forbidden, Request, Response
+from markupsafe import Markup
+
+from .errors import ConfigError
+from .views import RECONCILIATION_VIEWS
 
 # Facet suggestions cost 10-80x on large tables; explicit facets live in metadata.yml.
 DATASETTE_SETTINGS: dict[str, Any] = {
@@ -16,30 +44,469 @@ DATASETTE_SETTINGS: dict[str, Any] = {
     "sql_time_limit_ms": 3000,
     "max_returned_rows": 1000,
     "facet_time_limit_ms": 500,
+    "allow_csv_stream": True,
+    # Tables and views stream every row as CSV; 0 lifts the 100 MB default cap so a
+    # month's export is never cut short.
+    "max_csv_mb": 0,
 }
+
+METADATA_DB = "ledger"  # the database name metadata.yml is written for
+PLUGIN = "ledger-readside"
+USER_ENV = "LEDGER_DATASETTE_USER"
+HASH_ENV = "LEDGER_DATASETTE_PASSWORD_HASH"
+DEFAULT_USER = "ledger"
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+# --- configuration ------------------------------------------------------------------------
 
 
 def default_metadata_path() -> Path | None:
-    candidate = Path(__file__).resolve().parent.parent / "metadata.yml"
+    candidate = HERE.parent / "metadata.yml"
     return candidate if candidate.exists() else None
 
 
-def load_metadata(path: Path | None) -> dict[str, Any]:
+def load_metadata(path: Path | None, db_name: str = METADATA_DB) -> dict[str, Any]:
+    """Parse metadata.yml and point it at ``db_name`` (it is written for ``ledger``)."""
     if path is None:
         return {}
     metadata: dict[str, Any] = parse_metadata(path.read_text(encoding="utf-8"))
+    databases = metadata.get("databases") or {}
+    if db_name != METADATA_DB and METADATA_DB in databases:
+        databases[db_name] = databases.pop(METADATA_DB)
+    for dashboard in (metadata.get("plugins") or {}).get("datasette-dashboards", {}).values():
+        for chart in (dashboard.get("charts") or {}).values():
+            if chart.get("db") == METADATA_DB:
+                chart["db"] = db_name
+    for name, db in databases.items():
+        for query_name, query in (db.get("queries") or {}).items():
+            if isinstance(query, Mapping) and query.get("write"):
+                raise ConfigError(
+                    f"metadata: canned query {name}/{query_name} has write: true;"
+                    " the read side never writes"
+                )
     return metadata
+
+
+def hash_password(password: str) -> str:
+    from datasette_auth_passwords.utils import hash_password as _hash
+
+    return str(_hash(password))
+
+
+def password_hash_from(password: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The hash to guard Datasette with: from a password given now, else from the env."""
+    env = os.environ if env is None else env
+    if password is not None:
+        if not password.strip():
+            raise ConfigError("--datasette-password: an empty password protects nothing")
+        return hash_password(password)
+    configured = env.get(HASH_ENV, "").strip()
+    if configured and configured.count("$") != 3:
+        raise ConfigError(
+            f"{HASH_ENV} is not a pbkdf2_sha256$iterations$salt$hash value"
+            " (make one with: datasette hash-password)"
+        )
+    return configured or None
+
+
+# --- the Datasette --------------------------------------------------------------------------
+
+
+class ReadOnlyDatabase(Database):  # type: ignore[misc]
+    """Datasette's one write path, closed: nothing served here can change the file."""
+
+    async def execute_write_fn(self, fn: Any, block: bool = True) -> Any:
+        raise Forbidden("the ledger's read side is read-only")
+
+
+class LedgerDatasette(Datasette):  # type: ignore[misc]
+    """A Datasette that knows its login (kept out of metadata, so no page can show it)."""
+
+    def __init__(self, *args: Any, auth: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.ledger_auth = auth  # before Datasette's __init__, which already builds its app
+        super().__init__(*args, **kwargs)
+
+    def plugin_config(
+        self,
+        plugin_name: str,
+        database: str | None = None,
+        table: str | None = None,
+        fallback: bool = True,
+    ) -> Any:
+        if plugin_name == "datasette-auth-passwords":
+            return copy.deepcopy(self.ledger_auth) if self.ledger_auth else None
+        return super().plugin_config(plugin_name, database, table, fallback)
 
 
 def make_datasette(
     db_path: Path, metadata: Path | None = None, password_hash: str | None = None
-) -> Datasette:
+) -> LedgerDatasette:
     """A Datasette on the live file, mutable (so it sees new rows), never writing."""
-    meta = load_metadata(metadata if metadata is not None else default_metadata_path())
-    return Datasette(files=[str(db_path)], metadata=meta, settings=DATASETTE_SETTINGS)
+    _register_plugin()
+    db_path = Path(db_path)
+    name = db_path.stem
+    meta = load_metadata(metadata if metadata is not None else default_metadata_path(), name)
+    auth = None
+    if password_hash:
+        user = os.environ.get(USER_ENV, "").strip() or DEFAULT_USER
+        auth = {f"{user}_password_hash": password_hash}
+        only_user = {"id": [user]}
+        meta["allow"] = only_user
+        meta["allow_sql"] = only_user
+    ds = LedgerDatasette(
+        files=[str(db_path)],
+        metadata=meta,
+        settings=DATASETTE_SETTINGS,
+        template_dir=str(TEMPLATES),
+        static_mounts=[("ledger-static", str(STATIC))],
+        auth=auth,
+    )
+    ds.remove_database(name)
+    ds.add_database(ReadOnlyDatabase(ds, path=str(db_path), is_mutable=True), name=name)
+    return ds
 
 
 def datasette_app(
     db_path: Path, metadata: Path | None = None, password_hash: str | None = None
 ) -> Any:
     return make_datasette(db_path, metadata, password_hash).app()
+
+
+# --- the gate: read-only methods, and a login in front of everything when configured --------
+
+PUBLIC_PREFIXES = ("/-/static/", "/-/static-plugins/", "/ledger-static/")
+PUBLIC_PATHS = ("/-/login", "/favicon.ico")
+LOGIN_POSTS = ("/-/login", "/-/logout")
+
+
+def _actor(ds: LedgerDatasette, scope: MutableMapping[str, Any]) -> Any:
+    request = Request(scope, None)
+    cookie = request.cookies.get("ds_actor")
+    if cookie:
+        from datasette.actor_auth_cookie import actor_from_request
+
+        actor = actor_from_request(ds, request)
+        if actor:
+            return actor
+    if request.headers.get("authorization", "").startswith("Basic "):
+        from datasette_auth_passwords.utils import scope_has_valid_authorization
+
+        return scope_has_valid_authorization(scope, ds)
+    return None
+
+
+def _gate(ds: LedgerDatasette, app: ASGIApp) -> ASGIApp:
+    async def gate(
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        base = ds.urls.path("/").rstrip("/")
+        local = path[len(base) :] if base and path.startswith(base) else path
+        method = scope.get("method", "GET")
+        login_post = ds.ledger_auth is not None and method == "POST" and local in LOGIN_POSTS
+        if method not in ("GET", "HEAD") and not login_post:
+            response = Response.text(
+                "405 Method Not Allowed: the ledger's Datasette is read-only\n",
+                status=405,
+                headers={"Allow": "GET, HEAD"},
+            )
+            await response.asgi_send(send)
+            return
+        public = local in PUBLIC_PATHS or local.startswith(PUBLIC_PREFIXES)
+        if ds.ledger_auth is not None and not public and not _actor(ds, scope):
+            wants_html = not re.search(r"\.(json|csv)$", local) and method == "GET"
+            if wants_html:
+                response = Response.redirect(ds.urls.path("/-/login"))
+            else:
+                response = Response.text("401 Unauthorized: log in first\n", status=401)
+            await response.asgi_send(send)
+            return
+        await app(scope, receive, send)
+
+    return gate
+
+
+# --- readable values ------------------------------------------------------------------------
+
+TIMESTAMP_COLUMNS = frozenset({"date_added", "date_shipped", "day"})
+JSON_COLUMNS = frozenset({"payload", "variation"})
+SEQ_COLUMNS = frozenset(
+    {"seq", "first_seq", "last_seq", "already_had_seq", "same_payload_seq", "event_seq"}
+)
+PRETTY_LIMIT = 256 * 1024
+_TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]00:?00)?$")
+
+
+def reindent_json(text: str, indent: str = "  ") -> str:
+    """Pretty-print JSON text without re-serialising it: every string, number and
+    escape keeps its exact characters; only whitespace between tokens changes."""
+    out: list[str] = []
+    depth = 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i : j + 1])
+            i = j + 1
+            continue
+        if ch in " \t\r\n":
+            i += 1
+            continue
+        if ch in "{[":
+            k = i + 1
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            if k < n and text[k] == ("}" if ch == "{" else "]"):
+                out.append(ch + text[k])
+                i = k + 1
+                continue
+            depth += 1
+            out.append(ch + "\n" + indent * depth)
+        elif ch in "}]":
+            depth -= 1
+            out.append("\n" + indent * depth + ch)
+        elif ch == ",":
+            out.append(",\n" + indent * depth)
+        elif ch == ":":
+            out.append(": ")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def format_money(cents: int, symbol: str = "") -> str:
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    return f"{sign}{symbol}{whole:,}.{frac:02d}"
+
+
+def format_timestamp(value: str) -> str | None:
+    match = _TS.match(value.strip())
+    if not match:
+        return None
+    return f"{match.group(1)} {match.group(2)} UTC"
+
+
+def _is_timestamp_column(column: str) -> bool:
+    return column in TIMESTAMP_COLUMNS or column.endswith("_at")
+
+
+def render_value(
+    value: Any, column: str, table: str | None, db_path: str, currency: str
+) -> Markup | None:
+    """HTML for one cell, or None to let Datasette render it as usual."""
+    if isinstance(value, int) and not isinstance(value, bool) and column.endswith("_cents"):
+        return Markup('<span class="money" title="{} cents">{}</span>').format(
+            value, format_money(value, currency)
+        )
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    if isinstance(value, str) and _is_timestamp_column(column):
+        shown = format_timestamp(value)
+        if shown:
+            return Markup('<time datetime="{}" title="{}">{}</time>').format(value, value, shown)
+        return None
+    if isinstance(value, str) and column in JSON_COLUMNS:
+        return _render_json(value, column)
+    if column in SEQ_COLUMNS and isinstance(value, int) and table not in ("events", "deliveries"):
+        return Markup('<a href="{}/events/{}">{}</a>').format(db_path, value, value)
+    if column == "order_id" and isinstance(value, str) and value:
+        href = f"{db_path}/history_of_order?{urlencode({'order_id': value})}"
+        return Markup('<a href="{}" title="history of this order">{}</a>').format(href, value)
+    if column == "code" and isinstance(value, str) and value and table != "history_of_sku":
+        href = f"{db_path}/history_of_sku?{urlencode({'code': value})}"
+        return Markup('<a href="{}" title="history of this SKU">{}</a>').format(href, value)
+    return None
+
+
+def _render_json(value: str, column: str) -> Markup | None:
+    stripped = value.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    if len(value) > PRETTY_LIMIT:
+        pretty = (
+            value[:PRETTY_LIMIT] + "\n… (truncated here: the .json and .csv exports hold it all)"
+        )
+    else:
+        try:
+            json.loads(value)
+        except ValueError:
+            return None
+        pretty = reindent_json(value)
+    if column != "payload":
+        return Markup('<pre class="json">{}</pre>').format(pretty)
+    summary = f"{len(value.encode('utf-8')):,} bytes of JSON"
+    order_id = re.search(r'"id"\s*:\s*"([^"]{1,40})"', value[:4096])
+    if order_id:
+        summary = f"order {order_id.group(1)} · {summary}"
+    return Markup(
+        '<details class="payload"><summary>{}</summary><pre class="json">{}</pre></details>'
+    ).format(summary, pretty)
+
+
+# --- the plugin ---------------------------------------------------------------------------
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _hook(fn: _F) -> _F:
+    return cast(_F, hookimpl(fn))
+
+
+OPEN_PAYLOAD_JS = "document.querySelectorAll('details.payload').forEach(d => d.open = true);"
+FOLD_DESCRIPTIONS_JS = """
+document.querySelectorAll('dl.column-descriptions').forEach(dl => {
+  const fold = document.createElement('details');
+  fold.className = 'column-descriptions';
+  const summary = document.createElement('summary');
+  summary.textContent = 'What each column means (' + dl.querySelectorAll('dt').length + ')';
+  dl.parentNode.insertBefore(fold, dl);
+  fold.appendChild(summary);
+  fold.appendChild(dl);
+});
+"""
+
+
+class _Hooks:
+    """Hooks that act only on a LedgerDatasette (other Datasettes in the process are left be)."""
+
+    __name__ = __name__  # Datasette lists plugins by module name
+
+    @_hook
+    def asgi_wrapper(self, datasette: Datasette) -> Callable[[ASGIApp], ASGIApp]:
+        if not isinstance(datasette, LedgerDatasette):
+            return lambda app: app
+        return lambda app: _gate(datasette, app)
+
+    @_hook
+    def render_cell(
+        self, value: Any, column: str, table: str | None, database: str, datasette: Datasette
+    ) -> Markup | None:
+        if not isinstance(datasette, LedgerDatasette):
+            return None
+        config = datasette.plugin_config(PLUGIN) or {}
+        return render_value(
+            value,
+            column,
+            table,
+            datasette.urls.database(database),
+            str(config.get("currency_symbol", "")),
+        )
+
+    @_hook
+    def extra_css_urls(self, datasette: Datasette) -> list[str]:
+        if not isinstance(datasette, LedgerDatasette):
+            return []
+        return [datasette.urls.path("/ledger-static/ledger.css")]
+
+    @_hook
+    def extra_body_script(self, view_name: str | None, datasette: Datasette) -> str | None:
+        if not isinstance(datasette, LedgerDatasette):
+            return None
+        if view_name == "row":  # on one event's own page its payload opens by itself
+            return OPEN_PAYLOAD_JS
+        if view_name == "table":  # column descriptions fold away above the rows
+            return FOLD_DESCRIPTIONS_JS
+        return None
+
+    @_hook
+    def menu_links(self, datasette: Datasette) -> list[dict[str, str]]:
+        if not isinstance(datasette, LedgerDatasette):
+            return []
+        return [{"href": datasette.urls.path("/-/reconciliation"), "label": "Reconciliation"}]
+
+    @_hook
+    def register_routes(self) -> list[tuple[str, Any]]:
+        return [(r"^/-/reconciliation$", reconciliation_page)]
+
+
+async def reconciliation_page(request: Request, datasette: Datasette) -> Response:
+    if not isinstance(datasette, LedgerDatasette):
+        return Response.text("not found", status=404)
+    await datasette.ensure_permissions(request.actor, ["view-instance"])
+    db = datasette.get_database()
+    await datasette.ensure_permissions(request.actor, [("view-database", db.name), "view-instance"])
+    config = datasette.plugin_config(PLUGIN) or {}
+    expect_empty = set(config.get("expect_empty") or ())
+    tables_meta = (datasette.metadata("tables", database=db.name) or {}) if db else {}
+    views = []
+    for name in config.get("reconciliation_views") or RECONCILIATION_VIEWS:
+        meta = tables_meta.get(name) or {}
+        try:
+            rows = (await db.execute(f"SELECT count(*) FROM [{name}]")).first()
+            count: int | None = int(rows[0]) if rows else 0
+            error = None
+        except Exception as exc:  # a view that times out or is missing still gets a line
+            count, error = None, str(exc)
+        views.append(
+            {
+                "name": name,
+                "title": meta.get("title") or name,
+                "description": meta.get("description") or "",
+                "count": count,
+                "error": error,
+                "expect_empty": name in expect_empty,
+                "url": datasette.urls.table(db.name, name),
+                "csv": datasette.urls.table(db.name, name, format="csv") + "?_stream=on&_size=max",
+            }
+        )
+    queries = []
+    for name in config.get("reconciliation_queries") or ():
+        query = await datasette.get_canned_query(db.name, name, request.actor)
+        if query is None:
+            continue
+        queries.append(
+            {
+                "name": name,
+                "title": query.get("title") or name,
+                "description": query.get("description") or "",
+                "url": datasette.urls.query(db.name, name),
+                "params": _named_params(query.get("sql", "")),
+            }
+        )
+    return Response.html(
+        await datasette.render_template(
+            "reconciliation.html",
+            {
+                "views": views,
+                "queries": queries,
+                "database": db.name,
+                "max_rows": datasette.setting("max_returned_rows"),
+            },
+            request=request,
+        )
+    )
+
+
+def _named_params(sql: str) -> list[str]:
+    seen: list[str] = []
+    for name in re.findall(r"(?<![:\w]):(\w+)", sql):
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+_registered = _Hooks()
+
+
+def _register_plugin() -> None:
+    if not pm.is_registered(_registered):
+        pm.register(_registered, name=PLUGIN)

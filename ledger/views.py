@@ -1,13 +1,201 @@
-"""Views, declared as data: name -> SELECT. Recreated at every start so they follow the code."""
+"""Views and read-side indexes, declared as data and recreated at every start.
+
+The views are the reconciliation pack: each answers one question an operator,
+accountant or auditor asks of the ledger. They are views (not canned queries)
+because Datasette streams every row of a view as CSV, while a canned query's
+export stops at ``max_returned_rows``. Their titles and descriptions live in
+``metadata.yml``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
-VIEWS: dict[str, str] = {}
+_SNAPSHOT = "'OrderSnapshotReceived'"
+
+VIEWS: dict[str, str] = {
+    # Operator: what came in today.
+    "orders_today": """
+SELECT o.store_id, o.order_id, o.date_added, o.order_updated_at, o.state, o.folder_name,
+       o.source_name, o.payment_status, o.customer_name, o.shipping_city, o.shipping_country,
+       o.items_count, o.quantity_total, o.order_total_cents, o.seq
+FROM orders o
+WHERE o.date_added >= date('now') OR o.order_updated_at >= date('now')
+ORDER BY o.order_updated_at DESC, o.seq DESC
+""",
+    # 1. Orders whose totals do not add up.
+    "reconcile_order_totals": """
+WITH items AS (
+    SELECT store_id, order_id,
+           sum(quantity * price_cents) AS items_total_cents,
+           sum(price_cents IS NULL) AS unpriced_lines
+    FROM order_items
+    GROUP BY store_id, order_id
+),
+checked AS (
+    SELECT o.store_id, o.order_id, o.order_updated_at, o.state, o.folder_name, o.source_name,
+           coalesce(i.items_total_cents, 0) AS items_total_cents,
+           coalesce(i.unpriced_lines, 0) AS unpriced_lines,
+           o.product_total_cents,
+           o.shipping_total_cents, o.handling_total_cents, o.tax_total_cents,
+           o.discount_total_cents,
+           coalesce(o.product_total_cents, 0) + coalesce(o.shipping_total_cents, 0)
+             + coalesce(o.handling_total_cents, 0) + coalesce(o.tax_total_cents, 0)
+             - coalesce(o.discount_total_cents, 0) AS computed_total_cents,
+           o.order_total_cents, o.seq
+    FROM orders o LEFT JOIN items i ON i.store_id = o.store_id AND i.order_id = o.order_id
+)
+SELECT store_id, order_id, order_updated_at, state, folder_name, source_name,
+       items_total_cents, product_total_cents,
+       items_total_cents - coalesce(product_total_cents, 0) AS items_difference_cents,
+       shipping_total_cents, handling_total_cents, tax_total_cents, discount_total_cents,
+       computed_total_cents, order_total_cents,
+       computed_total_cents - coalesce(order_total_cents, 0) AS total_difference_cents,
+       trim(
+         iif(product_total_cents IS NULL, 'product_total missing; ', '')
+         || iif(order_total_cents IS NULL, 'order_total missing; ', '')
+         || iif(unpriced_lines > 0, unpriced_lines || ' line(s) without a price; ', '')
+         || iif(items_total_cents != coalesce(product_total_cents, 0),
+                'items x price != product_total; ', '')
+         || iif(computed_total_cents != coalesce(order_total_cents, 0),
+                'product + shipping + handling + tax - discount != order_total; ', ''),
+         '; ') AS problem,
+       seq
+FROM checked
+WHERE product_total_cents IS NULL OR order_total_cents IS NULL OR unpriced_lines > 0
+   OR items_total_cents != product_total_cents OR computed_total_cents != order_total_cents
+ORDER BY order_updated_at DESC, seq DESC
+""",
+    # 2. Snapshots that arrived stale.
+    "reconcile_stale_snapshots": """
+SELECT h.seq, h.received_at, h.store_id, h.order_id,
+       h.order_updated_at AS snapshot_updated_at,
+       (SELECT p.order_updated_at FROM order_history p
+         WHERE p.store_id = h.store_id AND p.order_id = h.order_id AND p.applied = 1
+           AND p.seq < h.seq
+         ORDER BY p.order_updated_at DESC, p.seq DESC LIMIT 1) AS already_had_updated_at,
+       (SELECT p.seq FROM order_history p
+         WHERE p.store_id = h.store_id AND p.order_id = h.order_id AND p.applied = 1
+           AND p.seq < h.seq
+         ORDER BY p.order_updated_at DESC, p.seq DESC LIMIT 1) AS already_had_seq,
+       o.order_updated_at AS current_updated_at,
+       h.changes
+FROM order_history h
+LEFT JOIN orders o ON o.store_id = h.store_id AND o.order_id = h.order_id
+WHERE h.stale = 1
+ORDER BY h.seq DESC
+""",
+    # 3a. Retries and duplicates per order.
+    "reconcile_deliveries_per_order": f"""
+WITH attempts AS (
+    SELECT e.store_id, e.order_id, e.seq AS event_seq, d.outcome, d.received_at
+    FROM deliveries d JOIN events e ON e.seq = d.seq
+    UNION ALL
+    SELECT e.store_id, e.order_id, e.seq, d.outcome, d.received_at
+    FROM deliveries d JOIN events e ON e.payload_sha256 = d.payload_sha256
+    WHERE d.seq IS NULL AND d.outcome = 'rejected' AND e.type = {_SNAPSHOT}
+)
+SELECT store_id, order_id,
+       count(*) AS deliveries,
+       count(DISTINCT event_seq) AS snapshots,
+       sum(outcome = 'appended') AS appended,
+       sum(outcome = 'duplicate') AS duplicates,
+       sum(outcome = 'rejected') AS rejected_then_seen,
+       min(received_at) AS first_received_at,
+       max(received_at) AS last_received_at
+FROM attempts
+GROUP BY store_id, order_id
+HAVING count(*) > count(DISTINCT event_seq)
+ORDER BY last_received_at DESC
+""",
+    # 3b. Every rejected delivery, with its reason.
+    "reconcile_rejected_deliveries": f"""
+SELECT d.id, d.received_at, d.remote_addr, d.method, d.content_type, d.body_bytes,
+       d.store_id AS claimed_store_id, d.http_status, d.reason, d.payload_sha256,
+       (SELECT e.seq FROM events e
+         WHERE e.payload_sha256 = d.payload_sha256 AND e.type = {_SNAPSHOT}
+         ORDER BY e.seq LIMIT 1) AS same_payload_seq,
+       (SELECT e.order_id FROM events e
+         WHERE e.payload_sha256 = d.payload_sha256 AND e.type = {_SNAPSHOT}
+         ORDER BY e.seq LIMIT 1) AS same_payload_order_id
+FROM deliveries d
+WHERE d.outcome = 'rejected'
+ORDER BY d.id DESC
+""",
+    # 5. Daily totals per store and source, to match payouts.
+    "reconcile_daily_totals": """
+SELECT date(o.date_added) AS day, o.store_id, o.source_name,
+       count(*) AS orders,
+       sum(o.state = 'canceled') AS canceled_orders,
+       sum(o.product_total_cents) AS product_total_cents,
+       sum(o.shipping_total_cents) AS shipping_total_cents,
+       sum(o.handling_total_cents) AS handling_total_cents,
+       sum(o.tax_total_cents) AS tax_total_cents,
+       sum(o.discount_total_cents) AS discount_total_cents,
+       sum(o.order_total_cents) AS order_total_cents,
+       sum(o.refund_total_cents) AS refund_total_cents,
+       sum(o.order_total_cents) - coalesce(sum(o.refund_total_cents), 0) AS net_cents
+FROM orders o
+GROUP BY date(o.date_added), o.store_id, o.source_name
+ORDER BY day DESC, o.store_id, o.source_name
+""",
+    # 6. Inventory that does not equal the sum of its movements (always empty).
+    "reconcile_inventory_drift": """
+WITH moved AS (
+    SELECT store_id, code, sum(ordered) AS ordered, sum(shipped) AS shipped,
+           sum(canceled) AS canceled, sum(open) AS open, sum(orders) AS orders
+    FROM inventory_movements
+    GROUP BY store_id, code
+),
+skus AS (
+    SELECT store_id, code FROM inventory
+    UNION
+    SELECT store_id, code FROM moved WHERE ordered OR shipped OR canceled OR open OR orders
+)
+SELECT s.store_id, s.code,
+       i.ordered AS inventory_ordered, m.ordered AS movements_ordered,
+       i.shipped AS inventory_shipped, m.shipped AS movements_shipped,
+       i.canceled AS inventory_canceled, m.canceled AS movements_canceled,
+       i.open AS inventory_open, m.open AS movements_open,
+       i.orders AS inventory_orders, m.orders AS movements_orders
+FROM skus s
+LEFT JOIN inventory i ON i.store_id = s.store_id AND i.code = s.code
+LEFT JOIN moved m ON m.store_id = s.store_id AND m.code = s.code
+WHERE coalesce(i.ordered, 0) != coalesce(m.ordered, 0)
+   OR coalesce(i.shipped, 0) != coalesce(m.shipped, 0)
+   OR coalesce(i.canceled, 0) != coalesce(m.canceled, 0)
+   OR coalesce(i.open, 0) != coalesce(m.open, 0)
+   OR coalesce(i.orders, 0) != coalesce(m.orders, 0)
+ORDER BY s.store_id, s.code
+""",
+}
+
+# The reconciliation views in the order the reconciliation page lists them.
+RECONCILIATION_VIEWS = (
+    "reconcile_order_totals",
+    "reconcile_stale_snapshots",
+    "reconcile_deliveries_per_order",
+    "reconcile_rejected_deliveries",
+    "reconcile_daily_totals",
+    "reconcile_inventory_drift",
+)
+
+# Indexes the read side needs (lookups by order id or SKU without a store id, and
+# links from a delivery to the event with the same payload).
+INDEXES: dict[str, str] = {
+    "read_events_sha": "events (payload_sha256)",
+    "read_deliveries_sha": "deliveries (payload_sha256)",
+    "read_order_history_order_id": "order_history (order_id, seq)",
+    "read_order_history_stale": "order_history (seq) WHERE stale = 1",
+    "read_inventory_movements_code": "inventory_movements (code, seq)",
+    "read_orders_date_added": "orders (date_added)",
+    "read_orders_seq": "orders (seq)",
+}
 
 
 def ensure_views(conn: sqlite3.Connection) -> None:
     for name, select in VIEWS.items():
         conn.execute(f"DROP VIEW IF EXISTS {name}")
         conn.execute(f"CREATE VIEW {name} AS {select}")
+    for name, target in INDEXES.items():
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")

@@ -148,7 +148,10 @@ def test_drifting_payload_shapes_land_and_are_counted(settings: Settings) -> Non
 
 
 def test_absurd_numbers_are_issues_not_failures(settings: Settings) -> None:
-    post_all(settings, [b'{"id":"9","order_total":1e999999,"order_items":[{"code":"A","quantity":-1e400}]}'])
+    post_all(
+        settings,
+        [b'{"id":"9","order_total":1e999999,"order_items":[{"code":"A","quantity":-1e400}]}'],
+    )
     assert rows(settings.db_path, "SELECT order_total_cents FROM orders") == [(None,)]
     assert rows(settings.db_path, "SELECT issue FROM projection_issues ORDER BY issue") == [
         ("order_items[0].quantity -1E+400 is out of range",),

@@ -1,0 +1,827 @@
+"""The read side as its users meet it: real ledger files, real posts, the real Datasette.
+
+Data enters through the receiver (Litestar TestClient over ``create_app``) or through
+``ledger.store``; pages are fetched through Datasette's own ASGI client or over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import html
+import io
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import yaml
+from datasette.utils import tilde_encode
+from datasette_auth_passwords.utils import hash_password
+from hypothesis import given
+from hypothesis import strategies as st
+from litestar.testing import TestClient
+
+from ledger import readside
+from ledger.errors import ConfigError
+from ledger.readside import (
+    DATASETTE_SETTINGS,
+    ReadOnlyDatabase,
+    format_money,
+    load_metadata,
+    make_datasette,
+    reindent_json,
+)
+from ledger.schema import connect
+from ledger.settings import Settings
+from ledger.startup import open_ledger
+from ledger.store import Delivery, read_head, record_folder_name, record_rejection
+from ledger.store import record_snapshot as store_snapshot
+from ledger.verify import sign, verify_post
+from ledger.views import RECONCILIATION_VIEWS, VIEWS
+from ledger.web import create_app
+
+from .helpers import API_KEY, STORE_ID, form, free_port, ledger_env, sample
+
+ROOT = Path(__file__).resolve().parent.parent
+METADATA = ROOT / "metadata.yml"
+PASSWORD = "correct horse battery staple"
+USER = "ledger"
+
+
+# --- building ledgers -----------------------------------------------------------------------
+
+
+def money(cents: int) -> float:
+    return cents / 100
+
+
+def order_json(
+    order_id: str,
+    *,
+    added: str,
+    updated: str,
+    items: list[tuple[str, int, int]],
+    shipping: int = 500,
+    tax: int = 0,
+    discount: int = 0,
+    total: int | None = None,
+    folder_id: int = 48201,
+    source: str = "Shopify",
+    payment_status: str = "Captured",
+    shipped: bool = False,
+    note: str = "",
+) -> bytes:
+    """An Order Desk style payload; ``total`` overrides the correct total (books that
+    do not add up)."""
+    product = sum(price * qty for _, price, qty in items)
+    correct = product + shipping + tax - discount
+    order: dict[str, Any] = {
+        "id": order_id,
+        "email": f"customer{order_id}@example.net",
+        "shipping_method": "USPS Priority Mail",
+        "quantity_total": sum(q for _, _, q in items),
+        "product_total": money(product),
+        "shipping_total": money(shipping),
+        "handling_total": 0,
+        "tax_total": money(tax),
+        "discount_total": money(discount),
+        "order_total": money(correct if total is None else total),
+        "payment_type": "Visa",
+        "payment_status": payment_status,
+        "source_name": source,
+        "folder_id": folder_id,
+        "date_added": added,
+        "date_updated": updated,
+        "shipping": {"first_name": "Ada", "last_name": f"Buyer {order_id}", "city": "Columbus"},
+        "customer": {"first_name": "Ada", "last_name": f"Buyer {order_id}", "country": "US"},
+        "order_notes": [{"content": note}] if note else [],
+        "order_items": [
+            {"id": f"{order_id}-{n}", "name": code, "code": code, "price": money(p), "quantity": q}
+            for n, (code, p, q) in enumerate(items)
+        ],
+        "order_shipments": [
+            {
+                "tracking_number": f"94{order_id}",
+                "carrier_code": "USPS",
+                "date_shipped": "2025-03-17",
+            }
+        ]
+        if shipped
+        else [],
+    }
+    return json.dumps(order).encode()
+
+
+@dataclass
+class Ledger:
+    db: Path
+    settings: Settings
+
+
+def _name_folder(settings: Settings, folder_id: int, name: str) -> None:
+    key = open_ledger(settings)
+    conn = connect(str(settings.db_path))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        record_folder_name(conn, key, read_head(conn), STORE_ID, folder_id, name)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def post_all(client: TestClient, payloads: list[bytes], **kw: Any) -> list[str]:  # type: ignore[type-arg]
+    answers = []
+    for payload in payloads:
+        response = client.post("/orderdesk", **form(payload, **kw))
+        answers.append(f"{response.status_code} {response.text.strip()}")
+    return answers
+
+
+STALE = order_json(
+    "3910457",
+    added="2025-03-14 16:05:09",
+    updated="2025-03-15 09:00:00",
+    items=[("TOTE-NAT-01", 1850, 1), ("PIN-SET-3", 975, 2)],
+    shipping=895,
+    tax=312,
+    note="a late retry of an older state",
+)
+UNBALANCED = order_json(
+    "3920001",
+    added="2025-05-07 10:00:00",
+    updated="2025-05-07 10:00:00",
+    items=[("MUG-350/GRS", 1250, 2)],
+    total=9999,
+)
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
+    """Samples and a few crafted posts, all through the receiver."""
+    db = tmp_path_factory.mktemp("read") / "ledger.db"
+    settings = Settings(db_path=db, stores={STORE_ID: API_KEY})
+    with TestClient(create_app(settings)) as client:
+        answers = post_all(client, [sample("a"), sample("b"), sample("a"), sample("c")])
+        answers += post_all(client, [sample("d")], api_key="wrong-key")  # rejected...
+        answers += post_all(client, [sample("d"), STALE, UNBALANCED])  # ...then accepted
+        answers.append(str(client.get("/orderdesk").status_code))  # wrong method
+    assert [a.split()[0] for a in answers] == [
+        "200", "200", "200", "200", "403", "200", "200", "200", "405",
+    ]  # fmt: skip
+    _name_folder(settings, 48204, "Canceled")
+    _name_folder(settings, 48203, "Closed")
+    return Ledger(db, settings)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def fetch_all(ds: Any, paths: list[str], **kw: Any) -> dict[str, httpx.Response]:
+    return {path: await ds.client.get(path, **kw) for path in paths}
+
+
+def text_of(response: httpx.Response) -> str:
+    return re.sub(r"\s+", " ", response.text)
+
+
+# --- every page the read side has ---------------------------------------------------------
+
+
+def crawl_paths(db: Path) -> list[str]:
+    """Every page, table, view, row, facet, canned query and CSV export, from the file and
+    from metadata.yml, so a new table or view cannot be left out."""
+    meta = yaml.safe_load(METADATA.read_text())
+    tables_meta = meta["databases"]["ledger"]["tables"]
+    queries = meta["databases"]["ledger"]["queries"]
+    conn = sqlite3.connect(db)
+    try:
+        objects = conn.execute(
+            "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')"
+            " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+        first_rows = {}
+        for name, kind in objects:
+            if kind == "table":
+                info = sorted((r[5], r[1]) for r in conn.execute(f"PRAGMA table_info({name})"))
+                pks = [column for position, column in info if position]
+                row = conn.execute(f"SELECT {', '.join(pks)} FROM {name} LIMIT 1").fetchone()
+                if row:
+                    first_rows[name] = ",".join(tilde_encode(str(v)) for v in row)
+    finally:
+        conn.close()
+    paths = ["/", "/.json", "/ledger", "/ledger.json", "/-/reconciliation", "/-/dashboards"]
+    paths += ["/-/metadata", "/-/metadata.json", "/-/plugins.json", "/-/settings.json"]
+    paths += ["/-/versions.json", "/-/databases.json", "/-/actor.json", "/-/threads.json"]
+    for name, _kind in objects:
+        base = f"/ledger/{name}"
+        paths += [base, base + ".json", base + ".csv?_stream=on&_size=max"]
+        for facet in (tables_meta.get(name) or {}).get("facets", []):
+            paths.append(f"{base}?_facet={facet}")
+            paths.append(f"{base}.json?_facet={facet}")
+        if name in first_rows:
+            paths.append(f"{base}/{first_rows[name]}")
+            paths.append(f"{base}/{first_rows[name]}.json")
+    params = {"order_id": "3910457", "code": "PIN-SET-3", "days": "1"}
+    for name, query in queries.items():
+        wanted = {p: params[p] for p in re.findall(r"(?<![:\w]):(\w+)", query["sql"])}
+        paths += [f"/ledger/{name}", f"/ledger/{name}?{urlencode(wanted)}"]
+        paths.append(f"/ledger/{name}.csv?{urlencode(wanted)}")
+        paths.append(f"/ledger/{name}.json?{urlencode(wanted)}")
+    dashboards = meta["plugins"]["datasette-dashboards"]
+    for slug, dashboard in dashboards.items():
+        paths.append(f"/-/dashboards/{slug}")
+        for chart_slug, chart in dashboard["charts"].items():
+            paths.append(f"/-/dashboards/{slug}/{chart_slug}")
+            paths.append("/ledger.json?" + urlencode({"sql": chart["query"], "_shape": "objects"}))
+    return paths
+
+
+def file_state(db: Path) -> tuple[str, str, list[str]]:
+    """The file's bytes, its WAL's bytes, and its logical content.
+
+    (The -shm file is SQLite's shared-memory index, rewritten by readers: not content.)"""
+    wal = Path(f"{db}-wal")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        dump = list(conn.iterdump())
+    finally:
+        conn.close()
+    return (
+        hashlib.sha256(db.read_bytes()).hexdigest(),
+        hashlib.sha256(wal.read_bytes() if wal.exists() else b"").hexdigest(),
+        dump,
+    )
+
+
+WRITE_SQL = [
+    "delete from events",
+    "update orders set state = 'open'",
+    "insert into folders values ('1', 1, 'x', 'y', 1)",
+    "drop table deliveries",
+    "with x as (select 1) insert into folders select '1', 2, 'x', 'y', 1 from x",
+    "with x as (select 1) delete from deliveries",
+    "pragma journal_mode = delete",
+    "attach database '/tmp/x.db' as x",
+    "vacuum",
+    "create table evil (x)",
+]
+
+
+def test_every_page_view_query_facet_and_export_reads_and_nothing_writes(ledger: Ledger) -> None:
+    before = file_state(ledger.db)
+    ds = make_datasette(ledger.db, METADATA)
+    paths = crawl_paths(ledger.db)
+    assert len(paths) > 150
+    responses = run(fetch_all(ds, paths))
+    broken = {p: r.status_code for p, r in responses.items() if r.status_code != 200}
+    assert broken == {}
+    for path, response in responses.items():
+        if ".json" in path and "_shape" not in path and not path.startswith("/-/"):
+            body = response.json()
+            assert body.get("ok", True) is not False, (path, body.get("error"))
+
+    async def attempts() -> list[tuple[str, str, int]]:
+        got = []
+        targets = [
+            *("/", "/ledger", "/ledger/orders", "/ledger/events/1", "/-/reconciliation"),
+            *("/ledger/history_of_order", "/-/dashboards/ledger", "/-/password-tool"),
+            *("/-/login", "/-/logout", "/ledger/reconcile_order_totals", "/ledger.db"),
+        ]
+        for path in targets:
+            for method in ("POST", "PUT", "PATCH", "DELETE"):
+                r = await ds.client.request(method, path, data={"sql": "delete from events"})
+                got.append((method, path, r.status_code))
+        for sql in WRITE_SQL:
+            r = await ds.client.get("/ledger.json?" + urlencode({"sql": sql}))
+            got.append(("SQL", sql, r.status_code))
+        return got
+
+    refused = run(attempts())
+    assert [a for a in refused if a[0] != "SQL" and a[2] != 405] == []
+    assert [a for a in refused if a[0] == "SQL" and a[2] != 400] == []
+    assert file_state(ledger.db) == before
+
+
+def test_datasette_write_path_is_closed(ledger: Ledger) -> None:
+    ds = make_datasette(ledger.db, METADATA)
+    db = ds.get_database("ledger")
+    assert isinstance(db, ReadOnlyDatabase) and db.is_mutable
+    before = file_state(ledger.db)
+
+    async def write() -> None:
+        await db.execute_write("INSERT INTO folders VALUES ('1', 1, 'x', 'y', 1)")
+
+    with pytest.raises(Exception, match="read-only"):
+        run(write())
+    assert file_state(ledger.db) == before
+
+
+def test_metadata_refuses_a_writable_canned_query(tmp_path: Path) -> None:
+    meta = yaml.safe_load(METADATA.read_text())
+    meta["databases"]["ledger"]["queries"]["oops"] = {"sql": "delete from x", "write": True}
+    path = tmp_path / "metadata.yml"
+    path.write_text(yaml.safe_dump(meta))
+    with pytest.raises(ConfigError, match="write"):
+        load_metadata(path)
+
+
+# --- metadata covers the schema -------------------------------------------------------------
+
+
+def test_every_table_view_and_column_is_described(ledger: Ledger) -> None:
+    meta = yaml.safe_load(METADATA.read_text())
+    db_meta = meta["databases"]["ledger"]
+    assert meta["title"] and db_meta["title"] and db_meta["description_html"]
+    tables_meta = db_meta["tables"]
+    conn = sqlite3.connect(ledger.db)
+    try:
+        objects = conn.execute(
+            "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')"
+            " AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        missing = []
+        for name, _kind in objects:
+            table = tables_meta.get(name)
+            if table is None:
+                missing.append(name)
+                continue
+            if table.get("hidden"):
+                continue
+            if not table.get("title") or not table.get("description"):
+                missing.append(f"{name}: title/description")
+            described = table.get("columns") or {}
+            for column in (r[1] for r in conn.execute(f"PRAGMA table_info({name})")):
+                if not described.get(column):
+                    missing.append(f"{name}.{column}")
+    finally:
+        conn.close()
+    assert missing == []
+    assert tables_meta["checkpoints"]["hidden"] is True
+    assert set(RECONCILIATION_VIEWS) <= set(VIEWS)
+    config = meta["plugins"]["ledger-readside"]
+    assert config["reconciliation_views"] == list(RECONCILIATION_VIEWS)
+    for name, query in db_meta["queries"].items():
+        assert query.get("title") and query.get("description"), name
+        assert "write" not in query
+    facets = {t: set(m.get("facets", [])) for t, m in tables_meta.items()}
+    assert {"folder_name", "state", "source_name", "payment_status"} <= facets["orders"]
+    assert "outcome" in facets["deliveries"]
+
+
+def test_settings_are_real_booleans_and_suggestions_stay_off() -> None:
+    from datasette.app import DEFAULT_SETTINGS
+
+    for name, value in DATASETTE_SETTINGS.items():
+        assert type(value) is type(DEFAULT_SETTINGS[name]), name
+    assert DATASETTE_SETTINGS["suggest_facets"] is False
+
+
+def test_database_named_after_another_file_stem(ledger: Ledger, tmp_path: Path) -> None:
+    other = tmp_path / "shop.db"
+    src = sqlite3.connect(ledger.db)
+    dst = sqlite3.connect(other)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    ds = make_datasette(other, METADATA)
+    responses = run(
+        fetch_all(
+            ds, ["/shop/orders", "/shop/history_of_order?order_id=3910457", "/-/dashboards/ledger"]
+        )
+    )
+    assert {p: r.status_code for p, r in responses.items()} == dict.fromkeys(responses, 200)
+    assert "Orders (current)" in responses["/shop/orders"].text
+    assert "stale: kept, not applied" in responses["/shop/history_of_order?order_id=3910457"].text
+    assert '"db": "shop"' in responses["/-/dashboards/ledger"].text
+
+
+# --- what the reconciliation views find -----------------------------------------------------
+
+
+def view_rows(db: Path, view: str) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(f"SELECT * FROM {view}").fetchall()
+    finally:
+        conn.close()
+
+
+def test_reconciliation_views_answer_their_questions(ledger: Ledger) -> None:
+    totals = view_rows(ledger.db, "reconcile_order_totals")
+    assert [(r["order_id"], r["total_difference_cents"]) for r in totals] == [
+        ("3920001", 2500 + 500 - 9999)
+    ]
+    assert "!= order_total" in totals[0]["problem"]
+
+    stale = view_rows(ledger.db, "reconcile_stale_snapshots")
+    assert [
+        (r["order_id"], r["snapshot_updated_at"], r["already_had_updated_at"]) for r in stale
+    ] == [("3910457", "2025-03-15 09:00:00", "2025-03-17 21:42:30")]
+
+    per_order = {
+        r["order_id"]: dict(r) for r in view_rows(ledger.db, "reconcile_deliveries_per_order")
+    }
+    assert per_order["3910457"]["duplicates"] == 1
+    assert per_order["3910457"]["snapshots"] == 3
+    assert (
+        per_order["3912266"]["rejected_then_seen"] == 1
+    )  # the wrong-key post of d, later accepted
+
+    rejected = view_rows(ledger.db, "reconcile_rejected_deliveries")
+    assert sorted((r["http_status"], r["same_payload_order_id"]) for r in rejected) == [
+        (403, "3912266"), (405, None)
+    ]  # fmt: skip
+    assert all(r["reason"] for r in rejected)
+
+    daily = {
+        (r["day"], r["source_name"]): dict(r)
+        for r in view_rows(ledger.db, "reconcile_daily_totals")
+    }
+    assert daily[("2025-03-14", "Shopify")]["order_total_cents"] == 5007
+    assert daily[("2025-05-05", "Etsy")]["canceled_orders"] == 1
+    assert daily[("2025-05-05", "Etsy")]["net_cents"] == 0  # fully refunded
+
+    assert view_rows(ledger.db, "reconcile_inventory_drift") == []
+
+
+def test_inventory_drift_view_finds_a_projection_gone_wrong(ledger: Ledger, tmp_path: Path) -> None:
+    broken = tmp_path / "ledger.db"
+    src = sqlite3.connect(ledger.db)
+    dst = sqlite3.connect(broken)
+    src.backup(dst)
+    src.close()
+    dst.execute("UPDATE inventory SET open = open + 3 WHERE code = 'TOTE-NAT-01'")
+    dst.commit()
+    dst.close()
+    rows = view_rows(broken, "reconcile_inventory_drift")
+    assert [(r["code"], r["inventory_open"] - r["movements_open"]) for r in rows] == [
+        ("TOTE-NAT-01", 3)
+    ]
+
+
+def test_open_orders_not_updated_takes_days(ledger: Ledger) -> None:
+    ds = make_datasette(ledger.db, METADATA)
+
+    async def ask(days: str) -> list[str]:
+        r = await ds.client.get(f"/ledger/open_orders_not_updated.json?days={days}&_shape=array")
+        return [row["order_id"] for row in r.json()]
+
+    # Sample c (open, updated 2025-04-02) and the unbalanced one (open, 2025-05-07).
+    assert run(ask("1")) == ["3911802", "3920001"]
+    assert run(ask("")) == ["3911802", "3920001"]  # default 7 days
+    assert run(ask("100000")) == []
+
+
+# --- complete exports -----------------------------------------------------------------------
+
+BULK_ORDERS = 10_000
+
+
+def _bulk_ledger(db: Path) -> None:
+    """10,000 orders and enough trouble that every reconciliation view has more rows
+    than a canned query could export (max_returned_rows = 1,000), in one transaction."""
+    settings = Settings(db_path=db, stores={STORE_ID: API_KEY})
+    key = open_ledger(settings)
+    conn = connect(str(db))
+    stores = {STORE_ID: API_KEY}
+
+    def snap(payload: bytes) -> Any:
+        return verify_post(payload, STORE_ID, sign(API_KEY, payload), stores)
+
+    def delivery(n: int) -> Delivery:
+        return Delivery(f"2025-06-01T00:00:{n % 60:02d}.000000Z", "127.0.0.1", "POST",
+                        "application/x-www-form-urlencoded", 2000, STORE_ID)  # fmt: skip
+
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        head = read_head(conn)
+        first_day = date(2021, 1, 1)
+        for n in range(BULK_ORDERS):
+            day = (first_day + timedelta(days=n % 1500)).isoformat()  # 1,500 days
+            added, updated = f"{day} 10:00:00", f"{day} 12:00:00"
+            items = [(f"SKU-{n % 3000:04d}", 1000 + n % 7, 1 + n % 3)]
+            payload = order_json(str(500000 + n), added=added, updated=updated,
+                                 items=items, total=1 if n % 6 == 0 else None,
+                                 source=("Shopify", "Etsy")[n % 2])  # fmt: skip
+            store_snapshot(conn, key, head, delivery(n), snap(payload))
+            if n % 8 == 0:  # a retry of the same bytes
+                store_snapshot(conn, key, head, delivery(n), snap(payload))
+            if n % 7 == 0:  # an older state arriving late
+                older = order_json(str(500000 + n), added=added, updated=added, items=items[:1],
+                                   total=1 if n % 6 == 0 else None, note="older",
+                                   source=("Shopify", "Etsy")[n % 2])  # fmt: skip
+                store_snapshot(conn, key, head, delivery(n), snap(older))
+            if n % 9 == 0:
+                record_rejection(
+                    conn, delivery(n), 403, "X-ORDER-DESK-HASH does not match the order"
+                )
+        conn.execute("COMMIT")
+        # A projection bug, simulated, so the always-empty check has rows to export too.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE inventory SET open = open + 1 WHERE code < 'SKU-1500'")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def csv_rows(response: httpx.Response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.text)))[1:]
+
+
+def test_csv_exports_hold_every_row(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    started = time.monotonic()
+    _bulk_ledger(db)
+    built = time.monotonic() - started
+    conn = sqlite3.connect(db)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    counts = {
+        name: conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        for name in (*tables, *RECONCILIATION_VIEWS)
+    }
+    # Default sorts only on unique columns (see metadata.yml: Datasette 0.65 pages a sort on
+    # a column with repeated values wrongly).
+    tables_meta = yaml.safe_load(METADATA.read_text())["databases"]["ledger"]["tables"]
+    for name in tables:
+        column = tables_meta[name].get("sort_desc") or tables_meta[name].get("sort")
+        if column:
+            distinct = conn.execute(f"SELECT count(DISTINCT {column}) FROM {name}").fetchone()
+            assert distinct[0] == counts[name], name
+    conn.close()
+    assert counts["orders"] == BULK_ORDERS
+    limit = DATASETTE_SETTINGS["max_returned_rows"]
+    big = ("events", "orders", "deliveries", "order_items", "inventory_movements")
+    assert all(counts[name] > limit for name in (*big, *RECONCILIATION_VIEWS)), counts
+    ds = make_datasette(db, METADATA)
+    paths = {name: f"/ledger/{name}.csv?_stream=on&_size=max" for name in counts}
+    responses = run(fetch_all(ds, list(paths.values())))
+    got = {name: len(csv_rows(responses[path])) for name, path in paths.items()}
+    assert got == counts
+    # The reason complete exports are views: a canned query's CSV stops at the limit.
+    capped = run(ds.client.get("/ledger/open_orders_not_updated.csv?days=1&_stream=on"))
+    assert len(csv_rows(capped)) == limit < counts["orders"]
+    assert built < 60
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+def guarded(ledger: Ledger) -> Any:
+    return make_datasette(ledger.db, METADATA, hash_password(PASSWORD, iterations=1000))
+
+
+async def log_in(ds: Any, password: str = PASSWORD) -> httpx.Response:
+    page = await ds.client.get("/-/login")
+    token = re.search(r'name="csrftoken" value="([^"]+)"', page.text)
+    assert token
+    cookies = {"ds_csrftoken": page.cookies["ds_csrftoken"]}
+    return await ds.client.post(
+        "/-/login",
+        data={"username": USER, "password": password, "csrftoken": token.group(1)},
+        cookies=cookies,
+    )
+
+
+def test_anonymous_access_is_refused_when_a_password_is_set(ledger: Ledger) -> None:
+    ds = guarded(ledger)
+    paths = [*crawl_paths(ledger.db), "/ledger.json?sql=select+1", "/ledger?sql=select+1"]
+    anonymous = run(fetch_all(ds, paths))
+    let_in = {p: r.status_code for p, r in anonymous.items() if r.status_code not in (302, 401)}
+    assert let_in == {}
+    for path, response in anonymous.items():
+        if response.status_code == 302:
+            assert response.headers["location"] == "/-/login", path
+        assert "3910457" not in response.text, path
+    # Datasette's own permission checks agree with the gate.
+    assert run(ds.permission_allowed(None, "view-instance")) is False
+    assert run(ds.permission_allowed(None, "execute-sql", "ledger")) is False
+    assert run(ds.permission_allowed({"id": USER}, "execute-sql", "ledger")) is not False
+    # Static files and the login form stay public.
+    assert run(ds.client.get("/-/login")).status_code == 200
+    assert run(ds.client.get("/ledger-static/ledger.css")).status_code == 200
+
+    wrong = run(log_in(ds, "not the password"))
+    assert wrong.status_code == 200 and "Invalid username or password" in wrong.text
+    assert "ds_actor" not in wrong.cookies
+
+    ok = run(log_in(ds))
+    assert ok.status_code == 302
+    cookies = {"ds_actor": ok.cookies["ds_actor"]}
+    logged_in = run(fetch_all(ds, paths, cookies=cookies))
+    assert {p: r.status_code for p, r in logged_in.items() if r.status_code != 200} == {}
+    assert "3910457" in logged_in["/ledger/orders"].text
+
+
+def test_no_page_or_endpoint_shows_the_keys_or_the_password(ledger: Ledger) -> None:
+    password_hash = hash_password(PASSWORD, iterations=1000)
+    ds = make_datasette(ledger.db, METADATA, password_hash)
+    cookies = {"ds_actor": run(log_in(ds)).cookies["ds_actor"]}
+    pages = run(fetch_all(ds, crawl_paths(ledger.db), cookies=cookies))
+    chain_key = ledger.settings.chain_key_path.read_text().strip()
+    for path, response in pages.items():
+        for secret in (API_KEY, PASSWORD, password_hash, password_hash.split("$")[-1], chain_key):
+            assert secret not in response.text, path
+
+
+def test_password_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = readside.password_hash_from("pw", {})
+    assert made and made.startswith("pbkdf2_sha256$")
+    assert readside.password_hash_from(None, {}) is None
+    assert readside.password_hash_from(None, {readside.HASH_ENV: made}) == made
+    with pytest.raises(ConfigError):
+        readside.password_hash_from("  ", {})
+    with pytest.raises(ConfigError):
+        readside.password_hash_from(None, {readside.HASH_ENV: "plain-text-password"})
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    """`ledger serve` as a real process, Datasette behind a password from the environment."""
+    db = tmp_path / "ledger.db"
+    port, ds_port = free_port(), free_port()
+    env = ledger_env(db, LEDGER_DATASETTE_PASSWORD=PASSWORD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "serve", "--port", str(port),
+         "--datasette-port", str(ds_port), "--metadata", str(METADATA)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base, ds_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ds_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{ds_base}/-/login", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "ledger serve did not start"
+            time.sleep(0.1)
+        yield base, ds_base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_ledger_serve_guards_datasette_and_logs_no_secret(
+    served: tuple[str, str, subprocess.Popen[str]],
+) -> None:
+    base, ds_base, proc = served
+    for payload in (sample("a"), sample("b"), sample("c")):
+        assert httpx.post(f"{base}/orderdesk", **form(payload)).status_code == 200
+    with httpx.Client(base_url=ds_base) as anonymous:
+        for path in ("/", "/ledger/orders", "/ledger.json?sql=select+1", "/-/dashboards/ledger"):
+            assert anonymous.get(path).status_code in (302, 401), path
+    with httpx.Client(base_url=ds_base) as browser:
+        page = browser.get("/-/login")
+        token = re.search(r'name="csrftoken" value="([^"]+)"', page.text)
+        assert token
+        r = browser.post("/-/login", data={"username": USER, "password": PASSWORD,
+                                          "csrftoken": token.group(1)})  # fmt: skip
+        assert r.status_code == 302
+        orders = browser.get("/ledger/orders")
+        assert orders.status_code == 200 and "3911802" in orders.text
+        assert browser.get("/ledger.json?sql=select+count(*)+from+events").json()["rows"] == [[3]]
+    proc.terminate()
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "Datasette on http://127.0.0.1:" in out
+    for secret in (API_KEY, PASSWORD):
+        assert secret not in out
+
+
+# --- checked as a person sees it ----------------------------------------------------------
+
+
+def test_main_pages_read_as_a_person_expects(ledger: Ledger) -> None:
+    ds = make_datasette(ledger.db, METADATA)
+    pages = run(
+        fetch_all(
+            ds,
+            [
+                "/",
+                "/ledger/orders",
+                "/ledger/history_of_order?order_id=3910457",
+                "/-/reconciliation",
+                "/-/dashboards/ledger",
+                "/ledger/events/1",
+                "/ledger/deliveries",
+            ],
+        )
+    )
+    assert {p: r.status_code for p, r in pages.items()} == dict.fromkeys(pages, 200)
+
+    index = text_of(pages["/"])
+    assert "Order Desk ledger" in index
+    assert 'href="/-/reconciliation"' in index and 'href="/-/dashboards/ledger"' in index
+
+    orders = text_of(pages["/ledger/orders"])
+    assert "Orders (current)" in orders
+    assert "sorted by seq descending" in orders
+    assert orders.index("3920001") < orders.index("3912266") < orders.index("3911802")
+    assert '<span class="money" title="5007 cents">$50.07</span>' in orders
+    assert "2025-03-17 21:42:30 UTC" in orders
+    for facet in ("folder_name", "state", "source_name", "payment_status"):
+        assert f'data-column="{facet}"' in orders
+    assert ">Canceled<" in orders and ">canceled<" in orders  # d sits in folder 48204
+    assert 'href="/ledger/history_of_order?order_id=3910457"' in orders
+    assert "What each column means" in orders  # descriptions fold away above the rows
+
+    history = text_of(pages["/ledger/history_of_order?order_id=3910457"])
+    assert "The full history of one order" in history
+    assert "first snapshot" in history
+    assert "folder_id: 48201 → 48203" in history
+    effects = re.findall(r'<td class="col-effect[^"]*">([^<]*)</td>', history)
+    assert effects == ["applied", "applied", "stale: kept, not applied"]
+
+    recon = text_of(pages["/-/reconciliation"])
+    meta = yaml.safe_load(METADATA.read_text())["databases"]["ledger"]
+    for name in RECONCILIATION_VIEWS:
+        assert meta["tables"][name]["title"] in recon
+        assert f'href="/ledger/{name}.csv?_stream=on&amp;_size=max"' in recon
+    count = r'recon-count">{} <span class="recon-flag">{}'
+    assert re.search("totals do not add up.*?" + count.format(1, "to look at"), recon)
+    assert re.search("does not equal the sum.*?" + count.format(0, "✓ none"), recon)
+    for query in meta["queries"].values():
+        assert query["title"] in recon
+
+    dashboard = text_of(pages["/-/dashboards/ledger"])
+    for title in ("Orders and revenue per day", "Top SKUs by units ordered",
+                  "Open units per SKU", "Delivery outcomes over time"):  # fmt: skip
+        assert title in dashboard
+    scripts = re.findall(r'<script src="([^"]+)"', pages["/-/dashboards/ledger"].text)
+    assert any("vega-lite" in s for s in scripts)
+    assert all(run(ds.client.get(s)).status_code == 200 for s in scripts if s.startswith("/"))
+
+    event = pages["/ledger/events/1"].text
+    assert '<details class="payload">' in event and "order 3910457" in event
+    exact = '"image": "https:\\/\\/cdn.example.com\\/img\\/tote-natural.jpg"'
+    assert exact in html.unescape(event)  # escapes kept as received
+    assert "d.open = true" in event  # the row page opens its payload
+
+    deliveries = text_of(pages["/ledger/deliveries"])
+    assert 'data-column="outcome"' in deliveries and "rejected" in deliveries
+
+
+# --- readable values ------------------------------------------------------------------------
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(json_values, st.sampled_from([(",", ":"), (", ", ": ")]), st.booleans())
+def test_pretty_json_changes_only_whitespace(value: Any, separators: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, separators=separators, ensure_ascii=ascii_only)
+    pretty = reindent_json(text)
+    assert json.loads(pretty) == json.loads(text)
+    assert tokens(pretty) == tokens(text)
+
+
+def tokens(text: str) -> str:
+    """The text without whitespace outside strings."""
+    return "".join(re.findall(r'"(?:\\.|[^"\\])*"|[^\s"]+', text))
+
+
+def test_pretty_json_keeps_escapes_and_number_spelling() -> None:
+    text = '{"url":"https:\\/\\/x.example\\/a","price":18.50,"e":1E+2,"empty":[],"m":{}}'
+    pretty = reindent_json(text)
+    assert '"https:\\/\\/x.example\\/a"' in pretty and "18.50" in pretty and "1E+2" in pretty
+    assert '"empty": []' in pretty and '"m": {}' in pretty
+
+
+def test_money_and_time_formats() -> None:
+    assert format_money(5007, "$") == "$50.07"
+    assert format_money(-1234567, "$") == "-$12,345.67"
+    assert format_money(5) == "0.05"
+    assert readside.format_timestamp("2026-11-28T02:33:12.347199Z") == "2026-11-28 02:33:12 UTC"
+    assert readside.format_timestamp("2025-03-17 21:42:30") == "2025-03-17 21:42:30 UTC"
+    assert readside.format_timestamp("yesterday") is None
