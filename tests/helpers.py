@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +81,29 @@ def ledger(
     )
 
 
-@contextmanager
-def running_server(db: Path, *extra_args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`ledger serve` as a real process on 127.0.0.1; yields the receiver's base URL."""
+@dataclass
+class Server:
+    """`ledger serve` as a real process on 127.0.0.1."""
+
+    proc: subprocess.Popen[str]
+    base: str  # the receiver
+    datasette: str
+
+    def stop(self) -> int:
+        """SIGTERM, then wait (SIGKILL only if it hangs); returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def output(self) -> str:
+        return self.proc.stdout.read() if self.proc.stdout else ""
+
+
+def start_server(db: Path, *extra_args: str, env: dict[str, str] | None = None) -> Server:
     port, ds_port = free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ledger", "serve", "--port", str(port),
@@ -91,17 +113,33 @@ def running_server(db: Path, *extra_args: str, env: dict[str, str] | None = None
         stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server = Server(proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ds_port}")
     try:
-        wait_healthy(base, proc)
-        yield base
+        wait_healthy(server.base, proc)
+        wait_listening(ds_port, proc)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@contextmanager
+def running_server(db: Path, *extra_args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A started server for the block; yields the receiver's base URL."""
+    server = start_server(db, *extra_args, env=env)
+    try:
+        yield server.base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
+
+
+def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:

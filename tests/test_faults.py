@@ -8,7 +8,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,37 +19,13 @@ import pytest
 from .helpers import (
     API_KEY,
     form,
-    free_port,
     ledger,
     ledger_env,
     make_order,
     rows,
     running_server,
-    wait_healthy,
+    start_server,
 )
-
-
-def _start(db: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ledger",
-            "serve",
-            "--port",
-            str(port),
-            "--datasette-port",
-            str(free_port()),
-        ],
-        env=env or ledger_env(db),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_healthy(base, proc)
-    return proc, base
 
 
 def _sha(raw: bytes) -> str:
@@ -95,12 +70,14 @@ def _post_many(
 def test_nothing_acknowledged_is_lost_when_the_server_is_killed(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     payloads = [make_order(n) for n in range(3000)]
-    proc, base = _start(db)
-    killer = threading.Timer(random.uniform(0.8, 2.0), lambda: proc.send_signal(signal.SIGKILL))
-    killer.start()
-    answers = _post_many(base, payloads, threads=16, deadline=time.monotonic() + 20)
-    killer.join()
-    proc.wait(timeout=10)
+    server = start_server(db)
+    kill = threading.Timer(
+        random.uniform(0.8, 2.0), lambda: server.proc.send_signal(signal.SIGKILL)
+    )
+    kill.start()
+    answers = _post_many(server.base, payloads, threads=16, deadline=time.monotonic() + 20)
+    kill.join()
+    server.proc.wait(timeout=10)
     acked = {raw for raw, status in answers if status == 200}
     assert 0 < len(acked) < len(payloads), "the kill must land mid-load"
 
@@ -108,12 +85,8 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed(tmp_path: Path) 
     assert {_sha(r) for r in acked} <= _event_shas(db)
     intact = ledger("verify", env=env)
     assert intact.returncode == 0, intact.stderr
-    proc, base = _start(db)  # restart: catches up projections, if needed
-    try:
+    with running_server(db) as base:  # restart: catches up projections, if needed
         again = _post_many(base, payloads, threads=8, deadline=time.monotonic() + 60)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert {status for _, status in again} == {200}
     assert len(again) == len(payloads)
     assert rows(db, "SELECT count(*), count(DISTINCT payload_sha256) FROM events") == [(3000, 3000)]
@@ -127,8 +100,8 @@ def test_two_processes_on_one_file_never_double_an_event(tmp_path: Path) -> None
     distinct = [make_order(n) for n in range(400)]
     posts = distinct + random.Random(5).choices(distinct, k=170)  # 30% duplicates
     random.Random(6).shuffle(posts)
-    first, base1 = _start(db)
-    second, base2 = _start(db)
+    first, second = start_server(db), start_server(db)
+    base1, base2 = first.base, second.base
     statuses: list[tuple[int, str]] = []
 
     def post_half(base: str, half: list[bytes]) -> None:
@@ -154,9 +127,8 @@ def test_two_processes_on_one_file_never_double_an_event(tmp_path: Path) -> None
         for t in workers + racers:
             t.join(timeout=90)
     finally:
-        for proc in (first, second):
-            proc.terminate()
-            proc.wait(timeout=30)
+        first.stop()
+        second.stop()
     assert {s for s, _ in statuses} == {200}, [t for s, t in statuses if s != 200][:3]
     assert len(statuses) == len(posts) + 16
     assert rows(db, "SELECT count(*) FROM events") == [(len(distinct) + 1,)]
@@ -188,7 +160,8 @@ def _post(base: str, raw: bytes) -> httpx.Response:
 def test_disk_full_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
     with small_disk(tmp_path) as disk:
         db = disk / "ledger.db"
-        proc, base = _start(db)
+        server = start_server(db)
+        base = server.base
         try:
             assert _post(base, make_order(0)).status_code == 200
             filler = disk / "filler"
@@ -213,8 +186,7 @@ def test_disk_full_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
             refused_again = _post(base, make_order(first_503 + 1, pad=20000))
             assert refused_again.status_code == 200  # the refused post lands on retry
         finally:
-            proc.terminate()
-            assert proc.wait(timeout=30) == 0
+            assert server.stop() == 0
         assert {_sha(r) for r in acked} <= _event_shas(db)
         env = ledger_env(db)
         assert ledger("verify", env=env).returncode == 0
@@ -229,7 +201,8 @@ def _chattr(flag: str, *paths: Path) -> None:
 
 def test_read_only_file_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    proc, base = _start(db)
+    server = start_server(db)
+    base = server.base
     files = [db, db.with_name("ledger.db-wal")]
     try:
         assert _post(base, make_order(0)).status_code == 200
@@ -241,15 +214,15 @@ def test_read_only_file_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
             _chattr("-i", *files)
         assert _post(base, make_order(1)).status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
     assert rows(db, "SELECT count(*) FROM events") == [(2,)]
     assert ledger("verify", env=ledger_env(db)).returncode == 0
 
 
 def test_a_locked_database_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    proc, base = _start(db, ledger_env(db, LEDGER_BUSY_TIMEOUT_MS="300"))
+    server = start_server(db, env=ledger_env(db, LEDGER_BUSY_TIMEOUT_MS="300"))
+    base = server.base
     try:
         assert _post(base, make_order(0)).status_code == 200
         holder = sqlite3.connect(db, isolation_level=None)
@@ -263,8 +236,7 @@ def test_a_locked_database_is_a_retryable_503_and_recovers(tmp_path: Path) -> No
             holder.close()
         assert _post(base, make_order(1)).status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
     assert rows(db, "SELECT count(*) FROM events") == [(2,)]
 
 
@@ -295,29 +267,10 @@ def test_backup_while_posting_is_a_verified_prefix(tmp_path: Path) -> None:
 
 
 def test_the_api_key_never_appears_in_logs_answers_or_pages(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
-    ds_port = free_port()
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ledger",
-            "serve",
-            "--port",
-            str(port),
-            "--datasette-port",
-            str(ds_port),
-        ],
-        env=ledger_env(db),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base, ds = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ds_port}"
+    server = start_server(tmp_path / "ledger.db")
+    base, ds = server.base, server.datasette
     seen = []
     try:
-        wait_healthy(base, proc)
         seen.append(_post(base, make_order(1)).text)
         bad = form(make_order(2))
         bad["headers"]["X-ORDER-DESK-HASH"] = "f" * 64
@@ -328,10 +281,9 @@ def test_the_api_key_never_appears_in_logs_answers_or_pages(tmp_path: Path) -> N
                      "/-/threads.json", "/-/actor.json", "/-/config.json"]:  # fmt: skip
             seen.append(httpx.get(f"{ds}{path}", timeout=10).text)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    logs = proc.stdout.read() if proc.stdout else ""
-    assert "POST" in logs or "receiver on" in logs  # the log was captured
+        server.stop()
+    logs = server.output()
+    assert "receiver on" in logs  # the log was captured
     for text in [*seen, logs]:
         assert API_KEY not in text
 

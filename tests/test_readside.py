@@ -14,10 +14,7 @@ import io
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -52,7 +49,7 @@ from ledger.verify import sign, verify_post
 from ledger.views import RECONCILIATION_VIEWS, VIEWS
 from ledger.web import create_app
 
-from .helpers import API_KEY, STORE_ID, form, free_port, ledger_env, sample
+from .helpers import API_KEY, STORE_ID, form, ledger_env, sample, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 METADATA = ROOT / "metadata.yml"
@@ -648,62 +645,35 @@ def test_password_options(monkeypatch: pytest.MonkeyPatch) -> None:
         readside.password_hash_from(None, {readside.HASH_ENV: "plain-text-password"})
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
-    """`ledger serve` as a real process, Datasette behind a password from the environment."""
+def test_ledger_serve_guards_datasette_and_logs_no_secret(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    port, ds_port = free_port(), free_port()
     env = ledger_env(db, LEDGER_DATASETTE_PASSWORD=PASSWORD)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger", "serve", "--port", str(port),
-         "--datasette-port", str(ds_port), "--metadata", str(METADATA)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base, ds_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ds_port}"
+    server = start_server(db, "--metadata", str(METADATA), env=env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"{ds_base}/-/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "ledger serve did not start"
-            time.sleep(0.1)
-        yield base, ds_base, proc
+        for payload in (sample("a"), sample("b"), sample("c")):
+            assert httpx.post(f"{server.base}/orderdesk", **form(payload)).status_code == 200
+        with httpx.Client(base_url=server.datasette) as anonymous:
+            for path in (
+                "/",
+                "/ledger/orders",
+                "/ledger.json?sql=select+1",
+                "/-/dashboards/ledger",
+            ):
+                assert anonymous.get(path).status_code in (302, 401), path
+        with httpx.Client(base_url=server.datasette) as browser:
+            page = browser.get("/-/login")
+            token = re.search(r'name="csrftoken" value="([^"]+)"', page.text)
+            assert token
+            r = browser.post("/-/login", data={"username": USER, "password": PASSWORD,
+                                              "csrftoken": token.group(1)})  # fmt: skip
+            assert r.status_code == 302
+            orders = browser.get("/ledger/orders")
+            assert orders.status_code == 200 and "3911802" in orders.text
+            count = browser.get("/ledger.json?sql=select+count(*)+from+events").json()["rows"]
+            assert count == [[3]]
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def test_ledger_serve_guards_datasette_and_logs_no_secret(
-    served: tuple[str, str, subprocess.Popen[str]],
-) -> None:
-    base, ds_base, proc = served
-    for payload in (sample("a"), sample("b"), sample("c")):
-        assert httpx.post(f"{base}/orderdesk", **form(payload)).status_code == 200
-    with httpx.Client(base_url=ds_base) as anonymous:
-        for path in ("/", "/ledger/orders", "/ledger.json?sql=select+1", "/-/dashboards/ledger"):
-            assert anonymous.get(path).status_code in (302, 401), path
-    with httpx.Client(base_url=ds_base) as browser:
-        page = browser.get("/-/login")
-        token = re.search(r'name="csrftoken" value="([^"]+)"', page.text)
-        assert token
-        r = browser.post("/-/login", data={"username": USER, "password": PASSWORD,
-                                          "csrftoken": token.group(1)})  # fmt: skip
-        assert r.status_code == 302
-        orders = browser.get("/ledger/orders")
-        assert orders.status_code == 200 and "3911802" in orders.text
-        assert browser.get("/ledger.json?sql=select+count(*)+from+events").json()["rows"] == [[3]]
-    proc.terminate()
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
+        assert server.stop() == 0
+    out = server.output()
     assert "Datasette on http://127.0.0.1:" in out
     for secret in (API_KEY, PASSWORD):
         assert secret not in out

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +19,7 @@ from .helpers import (
     rows,
     running_server,
     sample,
-    wait_healthy,
+    start_server,
 )
 
 
@@ -59,8 +56,9 @@ def test_64_concurrent_identical_posts_make_one_event(tmp_path: Path) -> None:
 def test_send_posts_the_samples_and_datasette_serves_the_file(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     env = ledger_env(db)
-    ds_port = free_port()
-    with running_server(db, "--datasette-port", str(ds_port)) as base:
+    server = start_server(db)
+    base = server.base
+    try:
         files = [str(p) for p in sorted(SAMPLES.glob("*.json"))]
         sent = ledger("send", "--url", f"{base}/orderdesk", *files, env=env)
         assert sent.returncode == 0, sent.stderr
@@ -76,37 +74,17 @@ def test_send_posts_the_samples_and_datasette_serves_the_file(tmp_path: Path) ->
         assert bad.returncode == 1
         assert bad.stdout.strip() == f"{files[0]}: 403 X-ORDER-DESK-HASH does not match the order"
 
-        orders = httpx.get(
-            f"http://127.0.0.1:{ds_port}/ledger/orders.json?_shape=array", timeout=10
-        ).json()
+        orders = httpx.get(f"{server.datasette}/ledger/orders.json?_shape=array", timeout=10).json()
         assert sorted(o["order_id"] for o in orders) == ["3910457", "3911802", "3912266"]
+    finally:
+        server.stop()
 
 
 def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
-    db = tmp_path / "ledger.db"
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ledger",
-            "serve",
-            "--port",
-            str(port),
-            "--datasette-port",
-            str(free_port()),
-        ],
-        env=ledger_env(db),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_healthy(base, proc)
-    assert httpx.post(f"{base}/orderdesk", **form(sample("a-new-order"))).status_code == 200
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
-    out = proc.stdout.read() if proc.stdout else ""
+    server = start_server(tmp_path / "ledger.db")
+    assert httpx.post(f"{server.base}/orderdesk", **form(sample("a-new-order"))).status_code == 200
+    assert server.stop() == 0  # stop() sends SIGTERM
+    out = server.output()
     assert "shutting down" in out
     assert "Traceback" not in out
 
