@@ -26,10 +26,10 @@ from .store import (
     INSERT_ISSUE,
     INSERT_ITEM,
     INSERT_MOVEMENT,
+    INSERT_ORDER,
     INSERT_SHIPMENT,
     ORDER_SNAPSHOT,
     UPSERT_FOLDER,
-    UPSERT_ORDER,
     StoredEvent,
     catch_up,
     checkpoint,
@@ -145,7 +145,7 @@ def _replay_order(
         rows.add(STAGE_MOVEMENT, movement_rows(event, order_id, step))
         state, current = step.state, step.current or current
     if state is not None and current is not None:
-        rows.add(UPSERT_ORDER, [order_row(store_id, order_id, state, current)])
+        rows.add(INSERT_ORDER, [order_row(store_id, order_id, state, current)])
         rows.add(INSERT_ITEM, item_rows(store_id, order_id, current))
         rows.add(INSERT_SHIPMENT, shipment_rows(store_id, order_id, current))
     return count

@@ -90,7 +90,7 @@ PROJECTION_DDL = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS folders (
     store_id TEXT NOT NULL,
@@ -99,7 +99,7 @@ CREATE TABLE IF NOT EXISTS folders (
     named_at TEXT NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (store_id, folder_id)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS orders (
     store_id TEXT NOT NULL,
@@ -142,7 +142,6 @@ CREATE TABLE IF NOT EXISTS orders (
     PRIMARY KEY (store_id, order_id)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_folder ON orders (store_id, folder_id);
-CREATE INDEX IF NOT EXISTS orders_updated ON orders (order_updated_at);
 CREATE INDEX IF NOT EXISTS orders_order_id ON orders (order_id);
 CREATE INDEX IF NOT EXISTS orders_state ON orders (state, order_updated_at);
 
@@ -159,7 +158,7 @@ CREATE TABLE IF NOT EXISTS order_items (
     category_code TEXT,
     variation TEXT,
     PRIMARY KEY (store_id, order_id, line)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS order_items_code ON order_items (store_id, code);
 
 CREATE TABLE IF NOT EXISTS shipments (
@@ -175,7 +174,7 @@ CREATE TABLE IF NOT EXISTS shipments (
     weight TEXT,
     tracking_url TEXT,
     PRIMARY KEY (store_id, order_id, line)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS shipments_tracking ON shipments (tracking_number);
 
 CREATE TABLE IF NOT EXISTS inventory (
@@ -188,7 +187,7 @@ CREATE TABLE IF NOT EXISTS inventory (
     orders INTEGER NOT NULL,
     last_movement_at TEXT,
     PRIMARY KEY (store_id, code)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS inventory_movements (
     seq INTEGER NOT NULL,
@@ -202,8 +201,7 @@ CREATE TABLE IF NOT EXISTS inventory_movements (
     orders INTEGER NOT NULL,
     moved_at TEXT NOT NULL,
     PRIMARY KEY (seq, store_id, order_id, code)
-) STRICT;
-CREATE INDEX IF NOT EXISTS inventory_movements_code ON inventory_movements (store_id, code, seq);
+) STRICT, WITHOUT ROWID;
 
 
 CREATE TABLE IF NOT EXISTS order_history (
@@ -229,7 +227,7 @@ CREATE TABLE IF NOT EXISTS projection_issues (
     order_id TEXT,
     issue TEXT NOT NULL,
     PRIMARY KEY (seq, issue)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 """
 
 

@@ -165,11 +165,13 @@ ORDER_STATE_COLUMNS = (
 )  # fmt: skip
 SNAPSHOT_COLUMNS = tuple(k for k in project.VIEW_FIELDS if k not in ORDER_STATE_COLUMNS)
 ORDER_COLUMNS = ("store_id", "order_id", *ORDER_STATE_COLUMNS, *SNAPSHOT_COLUMNS)
-UPSERT_ORDER = (
+INSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(ORDER_COLUMNS))})"
-    " ON CONFLICT (store_id, order_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS[2:])
+)
+UPDATE_ORDER = (
+    f"UPDATE orders SET {', '.join(f'{c} = ?' for c in ORDER_COLUMNS[2:])}"
+    " WHERE store_id = ? AND order_id = ?"
 )
 UPDATE_ORDER_STATE = (
     f"UPDATE orders SET {', '.join(f'{c} = ?' for c in ORDER_STATE_COLUMNS)}"
@@ -315,7 +317,7 @@ def _apply_snapshot(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[
         prior, event.seq, event.order_updated_at, view, folder[0] if folder else None
     )
     conn.execute(INSERT_HISTORY, history_row(event, step))
-    _save_step(conn, event, event.order_id, step)
+    _save_step(conn, event, event.order_id, step, is_new=prior is None)
 
 
 def _apply_folder_named(
@@ -330,15 +332,19 @@ def _apply_folder_named(
     for (order_id,) in affected:
         prior = load_state(conn, event.store_id, order_id)
         assert prior is not None
-        _save_step(conn, event, order_id, project.rename_folder(prior, folder[2]))
+        _save_step(conn, event, order_id, project.rename_folder(prior, folder[2]), is_new=False)
 
 
 def _save_step(
-    conn: sqlite3.Connection, event: StoredEvent, order_id: str, step: project.Step
+    conn: sqlite3.Connection, event: StoredEvent, order_id: str, step: project.Step, *, is_new: bool
 ) -> None:
     key = (event.store_id, order_id)
     if step.current is not None:
-        conn.execute(UPSERT_ORDER, order_row(*key, step.state, step.current))
+        row = order_row(*key, step.state, step.current)
+        if is_new:
+            conn.execute(INSERT_ORDER, row)
+        else:
+            conn.execute(UPDATE_ORDER, (*row[2:], *key))
         conn.execute("DELETE FROM order_items WHERE store_id = ? AND order_id = ?", key)
         conn.execute("DELETE FROM shipments WHERE store_id = ? AND order_id = ?", key)
         conn.executemany(INSERT_ITEM, item_rows(*key, step.current))

@@ -187,7 +187,7 @@ INDEXES: dict[str, str] = {
     "read_deliveries_sha": "deliveries (payload_sha256)",
     "read_order_history_order_id": "order_history (order_id, seq)",
     "read_order_history_stale": "order_history (seq) WHERE stale = 1",
-    "read_inventory_movements_code": "inventory_movements (code, seq)",
+    "read_inventory_movements_code": "inventory_movements (code, store_id, seq)",
     "read_orders_date_added": "orders (date_added)",
     "read_orders_seq": "orders (seq)",
 }
