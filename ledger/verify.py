@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote_to_bytes
+
+import msgspec
 
 from .errors import Rejected
 
@@ -80,8 +81,9 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+# msgspec parses twice as fast as the standard library; numbers with a fraction or an
+# exponent become exact Decimals. NaN and Infinity are refused, as JSON requires.
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def parse_order(payload: str) -> dict[str, Any]:
@@ -91,8 +93,8 @@ def parse_order(payload: str) -> dict[str, Any]:
     if brackets > MAX_DEPTH and nesting_depth(payload) > MAX_DEPTH:
         raise Rejected(400, f"order JSON nests deeper than {MAX_DEPTH} levels")
     try:
-        order = json.loads(payload, parse_float=Decimal, parse_constant=_no_constants)
-    except (ValueError, RecursionError) as exc:
+        order = _DECODER.decode(payload)
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise Rejected(400, f"order is not valid JSON: {str(exc).splitlines()[0][:120]}") from None
     if not isinstance(order, dict):
         raise Rejected(400, "order JSON is not an object")

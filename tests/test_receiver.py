@@ -121,6 +121,8 @@ REJECTIONS: list[tuple[str, dict[str, Any], int, str]] = [
     ("not utf-8", form(b'{"id":"1","name":"\xff\xfe"}'), 400, "order is not UTF-8"),
     ("not json", form(b'{"id": "1",'), 400, "order is not valid JSON"),
     ("NaN is not json", form(b'{"id": "1", "total": NaN}'), 400, "order is not valid JSON"),
+    ("lone surrogate escape", form(b'{"id": "1", "name": "\\ud800"}'), 400, "order is not valid JSON"),
+    ("trailing garbage", form(b'{"id": "1"} {}'), 400, "order is not valid JSON"),
     ("json array", form(b'[{"id": "1"}]'), 400, "order JSON is not an object"),
     ("json string", form(b'"hello"'), 400, "order JSON is not an object"),
     ("no id", form(b'{"email": "a@example.com"}'), 400, "no usable 'id'"),
@@ -192,7 +194,12 @@ def test_healthz_reports_the_log(client: TestClient) -> None:  # type: ignore[ty
 
 # Arbitrary JSON objects, heavy on the characters that form encoding and the legacy
 # second percent-decoding treat specially.
-TRICKY = st.text(alphabet=st.sampled_from("%+&=/\\ \"'\n\t%25%2F") | st.characters(), max_size=30)
+# Lone surrogates are left out: no UTF-8 text holds one, and PHP's json_encode never
+# escapes one (a lone "\ud800" escape is refused as not JSON, see REJECTIONS).
+TRICKY = st.text(
+    alphabet=st.sampled_from("%+&=/\\ \"'\n\t%25%2F") | st.characters(blacklist_categories=("Cs",)),
+    max_size=30,
+)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | TRICKY,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TRICKY, inner, max_size=4),
@@ -222,11 +229,7 @@ def test_any_json_object_survives_byte_identical(
     text = json.dumps({"id": order_id, **body}, ensure_ascii=ensure_ascii)
     if escape_slashes:  # PHP's json_encode writes \/
         text = text.replace("/", "\\/")
-    raw = text.encode("utf-8", "surrogatepass")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return  # lone surrogates cannot be sent as UTF-8 at all
+    raw = text.encode("utf-8")
     response = client.post("/orderdesk", **form(raw, as_multipart=as_multipart))
     assert response.status_code == 200, response.text
     sha = hashlib.sha256(raw).hexdigest()
