@@ -226,7 +226,7 @@ def test_any_json_object_survives_byte_identical(
     escape_slashes: bool,
     as_multipart: bool,
 ) -> None:  # type: ignore[type-arg]
-    text = json.dumps({"id": order_id, **body}, ensure_ascii=ensure_ascii)
+    text = json.dumps({**body, "id": order_id}, ensure_ascii=ensure_ascii)
     if escape_slashes:  # PHP's json_encode writes \/
         text = text.replace("/", "\\/")
     raw = text.encode("utf-8")
