@@ -1,0 +1,80 @@
+"""The baseline: a bare Litestar endpoint that only reads the raw body and answers 200.
+
+Served like ``ledger serve`` serves the receiver: one process, one uvicorn server
+(the same ``uvicorn.Server`` subclass) on a pre-bound socket with a listen backlog of
+2048, ``log_level="info"``, access log off, lifespan on, uvicorn's default (auto)
+event loop and HTTP implementation.
+
+One deliberate difference: the listening socket is created as ``IPPROTO_TCP``, the way
+``loop.create_server(host=..., port=...)`` creates it when uvicorn binds by itself.
+asyncio only sets ``TCP_NODELAY`` on accepted connections whose socket says
+``proto == IPPROTO_TCP``; a socket made with ``socket.socket(AF_INET, SOCK_STREAM)``
+says 0, and then every keep-alive response waits ~40 ms on Nagle + delayed ACK.
+The baseline is a correctly served bare endpoint, so that cost (if the server under
+test has it) shows in the ratio instead of being hidden on both sides.
+
+    python -m bench.baseline --port 8100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+
+import uvicorn
+from litestar import Litestar, MediaType, Request, Response, get, post
+
+from ledger.serve import _Server
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+@post("/orderdesk", status_code=200, media_type=MediaType.TEXT)
+async def receive(request: Request) -> Response[str]:  # type: ignore[type-arg]
+    body = await request.body()
+    return Response(f"read {len(body)} bytes\n", status_code=200, media_type=MediaType.TEXT)
+
+
+@get("/healthz", media_type=MediaType.JSON)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app() -> Litestar:
+    return Litestar(route_handlers=[receive, healthz], openapi_config=None)
+
+
+async def serve(host: str, port: int) -> None:
+    sock = bind(host, port)
+    server = _Server(
+        uvicorn.Config(create_app(), log_level="info", lifespan="on", access_log=False)
+    )
+    loop = asyncio.get_running_loop()
+
+    def shutdown() -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shutdown)
+    await server.serve(sockets=[sock])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Load generators: wrk with ``wrk/post.lua`` (a compiled client, the default) or a small
+asyncio HTTP/1.1 keep-alive client (quick mode, or when wrk is missing). Both send the
+raw pre-signed requests of a pool file in order, one request per connection at a time,
+bounded by the pool size and by a duration, and report the same fields.
+
+A ratio is only ever computed between runs of the same client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .pool import read_pool
+
+LUA = Path(__file__).resolve().parent / "wrk" / "post.lua"
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(url: str, pool: Path, connections: int, duration_s: float) -> dict[str, Any]:
+    args = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration_s))}s",
+        "--latency",
+        "--timeout",
+        "30s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(pool),
+        str(connections),
+    ]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=duration_s + 120)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr}")
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    errors = sum(raw["errors"].values()) - raw["errors"]["status"]
+    lat = raw["latency_us"]
+    return {
+        "client": "wrk",
+        "requests": raw["answered"],
+        "seconds": raw["wall_s"],
+        "rps": raw["answered"] / raw["wall_s"] if raw["wall_s"] else 0.0,
+        "p50_ms": lat["p50"] / 1000,
+        "p90_ms": lat["p90"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "max_ms": lat["max"] / 1000,
+        "non_200": raw["non200"],
+        "socket_errors": errors,
+        "pool_wrapped": raw["wrapped"],
+    }
+
+
+async def _client(
+    host: str, port: int, requests: list[bytes], connections: int, duration_s: float
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    next_index = 0
+    deadline = time.perf_counter() + duration_s
+
+    async def one_connection() -> None:
+        nonlocal next_index, errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while time.perf_counter() < deadline and next_index < len(requests):
+                raw = requests[next_index]
+                next_index += 1
+                sent = time.perf_counter()
+                writer.write(raw)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if length:
+                    await reader.readexactly(length)
+                latencies.append(time.perf_counter() - sent)
+                statuses[status] = statuses.get(status, 0) + 1
+        except (OSError, asyncio.IncompleteReadError):
+            errors += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_connection() for _ in range(connections)))
+    seconds = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        if not latencies:
+            return 0.0
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+    return {
+        "client": "python-asyncio",
+        "requests": len(latencies),
+        "seconds": seconds,
+        "rps": len(latencies) / seconds if seconds else 0.0,
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+        "non_200": sum(n for s, n in statuses.items() if s != 200),
+        "socket_errors": errors,
+        "pool_wrapped": 0,
+    }
+
+
+def run_python(url: str, pool: Path, connections: int, duration_s: float) -> dict[str, Any]:
+    parts = urlsplit(url)
+    requests = [
+        r.replace(b"POST /orderdesk ", f"POST {parts.path} ".encode(), 1) for r in read_pool(pool)
+    ]
+    return asyncio.run(
+        _client(parts.hostname or "127.0.0.1", parts.port or 80, requests, connections, duration_s)
+    )
+
+
+def run_load(
+    client: str, url: str, pool: Path, connections: int, duration_s: float
+) -> dict[str, Any]:
+    if client == "wrk":
+        return run_wrk(url, pool, connections, duration_s)
+    return run_python(url, pool, connections, duration_s)

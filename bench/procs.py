@@ -1,0 +1,189 @@
+"""Servers under test as real processes: own process group, health-checked, always stopped."""
+
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .orders import API_KEY, STORE_ID
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    base: str
+    log: Path
+    extra_port: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def peak_rss_mb(self) -> float | None:
+        return status_kb(self.proc.pid, "VmHWM")
+
+    def rss_mb(self) -> float | None:
+        return status_kb(self.proc.pid, "VmRSS")
+
+
+def status_kb(pid: int, field: str) -> float | None:
+    """A ``/proc/PID/status`` memory field in MB (VmHWM is the peak resident set)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def ledger_env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERDESK_", "LEDGER_"))}
+    return env | {
+        "LEDGER_DB": str(db),
+        "ORDERDESK_STORE_ID": STORE_ID,
+        "ORDERDESK_API_KEY": API_KEY,
+    }
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not answer {url} within {timeout:g} s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM the process group, then SIGKILL it if it does not drain in time."""
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in the group
+    proc.wait()
+
+
+@contextmanager
+def _started(
+    args: list[str], env: dict[str, str], health: str, log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
+    try:
+        wait_healthy(health, proc, log)
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def ledger_server(db: Path, log: Path) -> Iterator[Server]:
+    """``python -m ledger serve`` on 127.0.0.1; ``extra_port`` is its Datasette."""
+    port, ds_port = free_port(), free_port()
+    args = [sys.executable, "-m", "ledger", "serve", "--db", str(db), "--port", str(port)]
+    args += ["--datasette-port", str(ds_port)]
+    base = f"http://127.0.0.1:{port}"
+    with _started(args, ledger_env(db), base + "/healthz", log, cwd=db.parent) as proc:
+        wait_healthy(f"http://127.0.0.1:{ds_port}/-/versions.json", proc, log)
+        yield Server(proc, base, log, ds_port)
+
+
+@contextmanager
+def baseline_server(log: Path) -> Iterator[Server]:
+    port = free_port()
+    args = [sys.executable, "-m", "bench.baseline", "--port", str(port)]
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    base = f"http://127.0.0.1:{port}"
+    with _started(args, env, base + "/healthz", log) as proc:
+        yield Server(proc, base, log)
+
+
+def _copy_pty(master: int, out: BinaryIO) -> None:
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO once the child side is closed
+            return
+        if not data:
+            return
+        out.write(data)
+
+
+def run_measured(
+    args: list[str], env: dict[str, str], log: Path, timeout: float, *, tty: bool = False
+) -> dict[str, float]:
+    """Run a command to completion; wall time and its own peak RSS (``wait4`` rusage).
+
+    With ``tty`` its output goes to a pseudo-terminal (copied to ``log``), so it draws
+    what a user would see, progress bars included.
+    """
+    started = time.perf_counter()
+    with open(log, "wb") as out:
+        reader = None
+        if tty:
+            master, child = pty.openpty()
+            proc = subprocess.Popen(
+                args, env=env, stdout=child, stderr=child, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+            os.close(child)
+            reader = threading.Thread(target=_copy_pty, args=(master, out), daemon=True)
+            reader.start()
+        else:
+            proc = subprocess.Popen(
+                args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        pid = 0
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{args[:4]} ran past {timeout:g} s")
+                time.sleep(0.02)
+        finally:
+            if not pid:
+                stop(proc, timeout=5)
+            if reader:
+                reader.join(timeout=5)
+                os.close(master)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[:4]} exited {proc.returncode}: {log.read_text()[-2000:]}")
+    return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024}

@@ -1,0 +1,159 @@
+"""Read-side latencies: the Datasette that ``ledger serve`` runs, over a generated history.
+
+Each page is fetched ``samples`` times in sequence over one keep-alive connection
+(order pages pick a random order of the history each time); p50/p99 per page.
+Reconciliation views are discovered from the file (every SQL view) and canned queries
+without parameters from Datasette's database JSON; each one's first page is timed.
+The full orders CSV is streamed (``_stream=on``) and timed end to end.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .orders import STORE_ID
+
+# (name, URL path template, target p99 in ms); {db} and {order} are filled in.
+PAGES: list[tuple[str, str, float]] = [
+    ("order_lookup_row", "/{db}/orders/{store},{order}", 50),
+    ("order_lookup_filter", "/{db}/orders?order_id={order}", 50),
+    ("orders_table", "/{db}/orders", 100),
+    ("events_table", "/{db}/events", 100),
+    ("orders_facets", "/{db}/orders?_facet=state&_facet=folder_name&_facet=shipping_country", 100),
+    ("inventory_table", "/{db}/inventory?_sort_desc=ordered", 100),
+    ("order_history", "/{db}/order_history?store_id={store}&order_id={order}&_sort=seq", 100),
+    ("order_events", "/{db}/events?store_id={store}&order_id={order}&_sort=seq", 100),
+]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = p / 100 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _order_ids(db: Path, count: int, seed: int = 5) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        low, high = conn.execute("SELECT min(rowid), max(rowid) FROM orders").fetchone()
+        rng = random.Random(seed)
+        ids: list[str] = []
+        while len(ids) < count and low is not None:
+            row = conn.execute(
+                "SELECT order_id FROM orders WHERE rowid >= ? LIMIT 1", (rng.randint(low, high),)
+            ).fetchone()
+            if row:
+                ids.append(row[0])
+        return ids
+    finally:
+        conn.close()
+
+
+def _views(db: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")]
+    finally:
+        conn.close()
+
+
+def _canned(client: httpx.Client, db_name: str) -> list[str]:
+    try:
+        data = client.get(f"/{db_name}.json").json()
+    except (httpx.HTTPError, ValueError):
+        return []
+    out = []
+    for query in data.get("queries", []) or []:
+        if not query.get("params") and not query.get("write"):
+            out.append(query["name"])
+    return out
+
+
+def _time_page(client: httpx.Client, paths: list[str]) -> dict[str, Any]:
+    times: list[float] = []
+    statuses: dict[int, int] = {}
+    sizes: list[int] = []
+    for path in paths:
+        started = time.perf_counter()
+        response = client.get(path)
+        body = response.content
+        times.append((time.perf_counter() - started) * 1000)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        sizes.append(len(body))
+    return {
+        "samples": len(times),
+        "p50_ms": percentile(times, 50),
+        "p99_ms": percentile(times, 99),
+        "max_ms": max(times),
+        "mean_ms": statistics.fmean(times),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "mean_bytes": statistics.fmean(sizes),
+        "example": paths[0],
+    }
+
+
+def readside_section(db: Path, datasette: str, samples: int, csv_repeats: int) -> dict[str, Any]:
+    db_name = db.stem
+    orders = _order_ids(db, max(samples, 1))
+    pages: dict[str, Any] = {}
+    with httpx.Client(base_url=datasette, timeout=120) as client:
+        client.get(f"/{db_name}")  # warm: first request opens the file and reads the schema
+        for name, template, target in PAGES:
+            paths = [
+                template.format(db=db_name, store=STORE_ID, order=quote(orders[i % len(orders)]))
+                for i in range(samples)
+            ]
+            pages[name] = _time_page(client, paths) | {"target_p99_ms": target}
+        for view in _views(db):
+            pages[f"view:{view}"] = _time_page(client, [f"/{db_name}/{view}"] * samples) | {
+                "target_p99_ms": 100
+            }
+        for query in _canned(client, db_name):
+            pages[f"query:{query}"] = _time_page(client, [f"/{db_name}/{query}"] * samples) | {
+                "target_p99_ms": 100
+            }
+        csv_runs = []
+        for _ in range(csv_repeats):
+            started = time.perf_counter()
+            size = lines = 0
+            with client.stream("GET", f"/{db_name}/orders.csv?_stream=on&_size=max") as response:
+                status = response.status_code
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    lines += chunk.count(b"\n")
+            csv_runs.append(
+                {
+                    "seconds": time.perf_counter() - started,
+                    "bytes": size,
+                    "lines": lines,
+                    "status": status,
+                }
+            )
+    for stats in pages.values():
+        stats["meets_target"] = stats["p99_ms"] <= stats["target_p99_ms"] and set(
+            stats["statuses"]
+        ) == {"200"}
+    return {
+        "samples_per_page": samples,
+        "views_found": _views(db),
+        "pages": pages,
+        "orders_csv": {
+            "seconds": statistics.median(r["seconds"] for r in csv_runs),
+            "rows": csv_runs[-1]["lines"] - 1,
+            "bytes": csv_runs[-1]["bytes"],
+            "status": csv_runs[-1]["status"],
+            "runs": csv_runs,
+        },
+    }
