@@ -244,3 +244,13 @@ def test_any_json_object_survives_byte_identical(
         assert verify_log(conn, load_key(settings.chain_key_path)).intact
     finally:
         conn.close()
+
+
+@hsettings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=40) | st.text("%+\\x0aF9zé", max_size=40).map(str.encode))
+def test_form_decoding_equals_the_standard_library(value: bytes) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    from ledger.form import form_unquote
+
+    assert form_unquote(value) == unquote_to_bytes(value.replace(b"+", b" "))
