@@ -132,18 +132,43 @@ def record_snapshot(
     if row:
         outcome = Outcome("duplicate", 200, row[0], f"duplicate of seq {row[0]}")
     else:
+        order = snap.order if snap.order is not None else parse_order(snap.payload)
         event = StoredEvent(
             head.seq + 1, ORDER_SNAPSHOT, d.received_at, snap.store_id, snap.order_id,
             snap.order_updated_at, snap.payload,
         )  # fmt: skip
         _append_event(conn, key, head, event, snap.payload_sha256)
-        apply_event(conn, event, snap.order)
+        apply_event(conn, event, order)
         outcome = Outcome("appended", 200, event.seq)
     _insert_delivery(
         conn, d, outcome, payload_sha256=snap.payload_sha256, order_id=snap.order_id,
         variant=snap.signature_variant,
     )  # fmt: skip
     return outcome
+
+
+@dataclass(frozen=True)
+class AppendSnapshot:
+    """The writer job for a verified post."""
+
+    delivery: Delivery
+    snapshot: Snapshot
+
+    def run(self, conn: sqlite3.Connection, key: bytes, head: Head) -> Outcome:
+        return record_snapshot(conn, key, head, self.delivery, self.snapshot)
+
+
+@dataclass(frozen=True)
+class RecordRejection:
+    """The writer job for a refused post: a delivery row, nothing else."""
+
+    delivery: Delivery
+    status: int
+    reason: str
+    payload_sha256: str | None
+
+    def run(self, conn: sqlite3.Connection, key: bytes, head: Head) -> Outcome:
+        return record_rejection(conn, self.delivery, self.status, self.reason, self.payload_sha256)
 
 
 def record_folder_name(

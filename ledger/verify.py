@@ -29,7 +29,7 @@ class Snapshot:
     order_id: str
     order_updated_at: str | None
     signature_variant: str
-    order: dict[str, Any]
+    order: dict[str, Any] | None  # None once handed to the writer process, which re-parses
 
 
 def sign(key: str, message: bytes) -> str:

@@ -7,7 +7,6 @@ import hashlib
 import logging
 import sqlite3
 from dataclasses import replace
-from functools import partial
 from typing import Annotated, Any
 
 from litestar import Litestar, MediaType, Request, Response, get, post, route
@@ -68,9 +67,7 @@ async def _record_rejection(
     writer: Writer, d: store.Delivery, exc: Rejected, sha: str | None
 ) -> None:
     try:
-        await writer.run(
-            lambda conn, _key, _head: store.record_rejection(conn, d, exc.status, exc.reason, sha)
-        )
+        await writer.run(store.RecordRejection(d, exc.status, exc.reason, sha))
     except StorageUnavailable:
         log.error("rejected delivery could not be recorded (%s)", exc.reason)
 
@@ -94,7 +91,9 @@ async def receive_order(
     except Rejected as exc:
         await _record_rejection(writer, delivery, exc, sha)
         raise
-    outcome = await writer.run(partial(store.record_snapshot, d=delivery, snap=snapshot))
+    # The writer process parses the payload again: cheaper than pickling the parsed order.
+    job = store.AppendSnapshot(delivery, replace(snapshot, order=None))
+    outcome: store.Outcome = await writer.run(job)
     if outcome.outcome == "duplicate":
         return _text(200, f"duplicate of seq {outcome.seq}")
     return _text(200, f"appended as seq {outcome.seq}")

@@ -1,8 +1,13 @@
-"""Group commit: one thread owns the write connection and commits batches of requests.
+"""Group commit in a writer process: the only write connection, batches of requests.
 
-Requests that arrive together share one durable ``synchronous=FULL`` commit; each
-still gets its answer only after that commit. Each request runs inside its own
-savepoint, so one request's failure never fails its neighbours.
+Requests that arrive together share one durable ``synchronous=FULL`` commit; each still
+gets its answer only after that commit. Each request runs inside its own savepoint, so
+one request's failure never fails its neighbours.
+
+The writer is a child process, not a thread: projecting an event is Python work, and in
+a thread it would take the interpreter lock from the event loop that reads the next
+requests. A dispatcher thread in the server hands the child whatever has queued up
+while the previous batch was being committed, and resolves the requests' futures.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import queue
+import signal
 import sqlite3
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
 
 from . import store
 from .errors import StorageUnavailable
@@ -24,12 +31,16 @@ from .schema import connect
 
 log = logging.getLogger("ledger.writer")
 
-Work = Callable[[sqlite3.Connection, bytes, store.Head], Any]
+
+class Job(Protocol):
+    """One request's write; runs in the writer process inside its own savepoint."""
+
+    def run(self, conn: sqlite3.Connection, key: bytes, head: store.Head) -> Any: ...
 
 
 @dataclass
-class _Job:
-    work: Work
+class _Queued:
+    job: Job
     future: Future[Any]
 
 
@@ -40,43 +51,66 @@ class Writer:
     def __init__(
         self, db_path: str, chain_key: bytes, batch_max: int = 256, busy_timeout_ms: int = 10_000
     ) -> None:
-        self._db_path = db_path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._key = chain_key
+        self._args = (db_path, chain_key, busy_timeout_ms)
         self._batch_max = batch_max
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._child: multiprocessing.process.BaseProcess | None = None
+        self._pipe: Connection | None = None
 
     def start(self) -> None:
-        self._conn = self._connect()  # fail at start, not at the first post
-        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._spawn()
+        self._thread = threading.Thread(target=self._dispatch, name="ledger-writer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish every queued job, then close."""
+        """Finish every queued job, then stop the child."""
         if self._thread:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
-        if self._conn:
-            self._conn.close()
-            self._conn = None
+        self._reap()
 
-    def submit(self, work: Work) -> Future[Any]:
+    def submit(self, job: Job) -> Future[Any]:
         if self._thread is None:
             raise StorageUnavailable("the writer is not running")
         future: Future[Any] = Future()
-        self._queue.put(_Job(work, future))
+        self._queue.put(_Queued(job, future))
         return future
 
-    async def run(self, work: Work) -> Any:
-        return await asyncio.wrap_future(self.submit(work))
+    async def run(self, job: Job) -> Any:
+        return await asyncio.wrap_future(self.submit(job))
 
-    def _run(self) -> None:
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        parent, child = context.Pipe()
+        self._child = context.Process(
+            target=writer_process, args=(child, *self._args), name="ledger-writer", daemon=True
+        )
+        self._child.start()
+        child.close()
+        self._pipe = parent
+        ready = parent.recv()
+        if ready != "ready":
+            self._reap()
+            raise StorageUnavailable(f"the writer could not open the database: {ready}")
+
+    def _reap(self) -> None:
+        if self._pipe is not None:
+            with contextlib.suppress(OSError):
+                self._pipe.send(None)
+            self._pipe.close()
+            self._pipe = None
+        if self._child is not None:
+            self._child.join(timeout=30)
+            if self._child.is_alive():
+                self._child.kill()
+            self._child = None
+
+    def _dispatch(self) -> None:
         stopping = False
         while not stopping:
-            batch: list[_Job] = []
+            batch: list[_Queued] = []
             item = self._queue.get()
             while True:
                 if item is _STOP:
@@ -90,35 +124,74 @@ class Writer:
                 except queue.Empty:
                     break
             if batch:
-                self._commit(batch)
+                self._settle(batch, self._commit_remotely([q.job for q in batch]))
 
-    def _commit(self, batch: list[_Job]) -> None:
-        results: list[tuple[bool, Any]] = []
+    def _commit_remotely(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
         try:
-            # After a failure the connection is opened anew, so a fault that clears
-            # (disk space freed, file system writable again) clears here too.
-            conn = self._conn = self._conn or self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            head = store.read_head(conn)
-            for job in batch:
-                results.append(self._one(conn, job, head))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("batch of %d not committed: %s", len(batch), exc)
-            self._discard_connection()
-            for job in batch:
-                job.future.set_exception(StorageUnavailable(f"database unavailable: {exc}"))
-            return
-        for job, (ok, value) in zip(batch, results, strict=True):
+            if self._pipe is None:
+                self._spawn()
+            assert self._pipe is not None
+            self._pipe.send(jobs)
+            results: list[tuple[bool, Any]] = self._pipe.recv()
+            return results
+        except (OSError, EOFError, StorageUnavailable) as exc:
+            # The child died (killed, out of memory): nothing of this batch is
+            # acknowledged, and the next batch gets a new child.
+            log.error("writer process lost: %s", exc)
+            self._reap()
+            return [(False, StorageUnavailable(f"writer unavailable: {exc}"))] * len(jobs)
+
+    @staticmethod
+    def _settle(batch: list[_Queued], results: list[tuple[bool, Any]]) -> None:
+        for queued, (ok, value) in zip(batch, results, strict=True):
             if ok:
-                job.future.set_result(value)
+                queued.future.set_result(value)
             else:
-                job.future.set_exception(value)
+                queued.future.set_exception(value)
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
 
-    def _discard_connection(self) -> None:
+# --- the child process --------------------------------------------------------------------
+
+
+def writer_process(pipe: Connection, db_path: str, key: bytes, busy_timeout_ms: int) -> None:
+    """Commit each batch received on ``pipe`` and send back one result per job."""
+    # The server decides when to stop; a Ctrl-C for the whole process group must not
+    # interrupt a batch half-way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    committer = BatchCommitter(db_path, key, busy_timeout_ms)
+    try:
+        committer.open()
+    except sqlite3.Error as exc:
+        pipe.send(str(exc))
+        return
+    pipe.send("ready")
+    while True:
+        try:
+            jobs = pipe.recv()
+        except (EOFError, OSError):
+            break  # the server is gone
+        if jobs is None:
+            break
+        pipe.send(committer.commit(jobs))
+    committer.close()
+
+
+class BatchCommitter:
+    """One write connection; one transaction per batch, one savepoint per job."""
+
+    def __init__(self, db_path: str, key: bytes, busy_timeout_ms: int) -> None:
+        self._db_path = db_path
+        self._key = key
+        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
+        return self._conn
+
+    def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 if self._conn.in_transaction:
@@ -126,11 +199,28 @@ class Writer:
                 self._conn.close()
         self._conn = None
 
-    def _one(self, conn: sqlite3.Connection, job: _Job, head: store.Head) -> tuple[bool, Any]:
+    def commit(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        try:
+            # After a failure the connection is opened anew, so a fault that clears
+            # (disk space freed, file system writable again) clears here too.
+            conn = self.open()
+            conn.execute("BEGIN IMMEDIATE")
+            head = store.read_head(conn)
+            for job in jobs:
+                results.append(self._one(conn, job, head))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("batch of %d not committed: %s", len(jobs), exc)
+            self.close()
+            return [(False, StorageUnavailable(f"database unavailable: {exc}"))] * len(jobs)
+        return results
+
+    def _one(self, conn: sqlite3.Connection, job: Job, head: store.Head) -> tuple[bool, Any]:
         saved = (head.seq, head.hash)
         conn.execute("SAVEPOINT job")
         try:
-            value = job.work(conn, self._key, head)
+            value = job.run(conn, self._key, head)
         except sqlite3.OperationalError:
             raise  # disk full, I/O: the whole batch is unrecordable
         except Exception as exc:
