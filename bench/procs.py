@@ -39,10 +39,23 @@ class Server:
         return self.proc.pid
 
     def peak_rss_mb(self) -> float | None:
-        return status_kb(self.proc.pid, "VmHWM")
+        """Peak resident set of the server and its child processes (the writer), summed:
+        an upper bound of what they held at once."""
+        peaks = [status_kb(pid, "VmHWM") for pid in (self.proc.pid, *child_pids(self.proc.pid))]
+        known = [p for p in peaks if p is not None]
+        return sum(known) if known else None
 
     def rss_mb(self) -> float | None:
         return status_kb(self.proc.pid, "VmRSS")
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
 
 
 def status_kb(pid: int, field: str) -> float | None:

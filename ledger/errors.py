@@ -13,9 +13,12 @@ class Rejected(LedgerError):
     """A post that is refused, with the HTTP status and a one-line reason."""
 
     def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(status, reason)
         self.status = status
         self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class StorageUnavailable(LedgerError):

@@ -16,10 +16,16 @@ FIELD = b"order"
 
 
 def _content_type(header: str) -> tuple[str, dict[str, str]]:
-    msg = Message()
-    msg["content-type"] = header
-    params = {k.lower(): v for k, v in msg.get_params(failobj=[])[1:]}
-    return msg.get_content_type(), {k: str(v) for k, v in params.items()}
+    """``multipart/form-data; boundary="x"`` -> ("multipart/form-data", {"boundary": "x"})."""
+    mime, *parts = header.split(";")
+    params = {}
+    for part in parts:
+        name, _, value = part.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        params[name.strip().lower()] = value
+    return mime.strip().lower(), params
 
 
 def form_unquote(value: bytes) -> bytes:

@@ -132,13 +132,12 @@ def record_snapshot(
     if row:
         outcome = Outcome("duplicate", 200, row[0], f"duplicate of seq {row[0]}")
     else:
-        order = snap.order if snap.order is not None else parse_order(snap.payload)
         event = StoredEvent(
             head.seq + 1, ORDER_SNAPSHOT, d.received_at, snap.store_id, snap.order_id,
             snap.order_updated_at, snap.payload,
         )  # fmt: skip
         _append_event(conn, key, head, event, snap.payload_sha256)
-        apply_event(conn, event, order)
+        apply_event(conn, event)
         outcome = Outcome("appended", 200, event.seq)
     _insert_delivery(
         conn, d, outcome, payload_sha256=snap.payload_sha256, order_id=snap.order_id,
@@ -178,7 +177,7 @@ def record_folder_name(
     payload = json.dumps({"folder_id": folder_id, "name": name, "named_at": at}, ensure_ascii=False)
     event = StoredEvent(head.seq + 1, FOLDER_NAMED, at, store_id, None, None, payload)
     _append_event(conn, key, head, event, payload_digest(payload))
-    apply_event(conn, event, json.loads(payload))
+    apply_event(conn, event)
     return event.seq
 
 
@@ -274,12 +273,13 @@ def folder_row(event: StoredEvent, body: Mapping[str, Any]) -> tuple[Any, ...]:
     return (event.store_id, int(body["folder_id"]), str(body["name"]), event.received_at, event.seq)
 
 
-def apply_event(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str, Any]) -> None:
+def apply_event(conn: sqlite3.Connection, event: StoredEvent) -> None:
     """Project one event. A projection bug never loses the event: the event stays in the
     log, its projection is skipped and the failure is recorded as an issue, the same way
     on every rebuild."""
     conn.execute("SAVEPOINT project")
     try:
+        body = parse_stored(event)
         if event.type == ORDER_SNAPSHOT:
             _apply_snapshot(conn, event, body)
         elif event.type == FOLDER_NAMED:
@@ -424,6 +424,6 @@ def catch_up(conn: sqlite3.Connection) -> int:
     """Project any events past the checkpoint (inside the caller's write transaction)."""
     count = 0
     for event in list(iter_events(conn, checkpoint(conn))):
-        apply_event(conn, event, parse_stored(event))
+        apply_event(conn, event)
         count += 1
     return count

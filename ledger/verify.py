@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,7 +30,6 @@ class Snapshot:
     order_id: str
     order_updated_at: str | None
     signature_variant: str
-    order: dict[str, Any] | None  # None once handed to the writer process, which re-parses
 
 
 def sign(key: str, message: bytes) -> str:
@@ -86,26 +86,58 @@ def nesting_depth(text: str) -> int:
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
-def parse_order(payload: str) -> dict[str, Any]:
-    """Parse the order JSON with exact decimals; raise ``Rejected(400)`` if unusable."""
+class _Identity(msgspec.Struct):
+    """All the receiver needs of the order: the rest is checked as JSON and skipped."""
+
+    id: Any = None
+    date_updated: Any = None
+
+
+_IDENTITY = msgspec.json.Decoder(_Identity)
+
+
+def _check_depth(payload: str) -> None:
     # Counting brackets runs at C speed; the exact scan only runs when it could matter.
     brackets = payload.count("[") + payload.count("{")
     if brackets > MAX_DEPTH and nesting_depth(payload) > MAX_DEPTH:
         raise Rejected(400, f"order JSON nests deeper than {MAX_DEPTH} levels")
+
+
+def _not_json(exc: Exception) -> Rejected:
+    return Rejected(400, f"order is not valid JSON: {str(exc).splitlines()[0][:120]}")
+
+
+def _big_int(digits: str) -> int | Decimal:
+    # Python refuses to build ints of more than 4300 digits; a Decimal holds any.
+    return int(digits) if len(digits) < 4000 else Decimal(digits)
+
+
+def parse_order(payload: str) -> dict[str, Any]:
+    """Parse the order JSON with exact decimals; raise ``Rejected(400)`` if unusable."""
+    _check_depth(payload)
     try:
         order = _DECODER.decode(payload)
+    except msgspec.ValidationError:  # an integer too long for Python's int
+        order = json.loads(payload, parse_float=Decimal, parse_int=_big_int)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise Rejected(400, f"order is not valid JSON: {str(exc).splitlines()[0][:120]}") from None
+        raise _not_json(exc) from None
     if not isinstance(order, dict):
         raise Rejected(400, "order JSON is not an object")
     return order
 
 
-def order_identity(order: Mapping[str, Any]) -> tuple[str, str | None]:
-    order_id = order.get("id")
+def order_identity(payload: str) -> tuple[str, str | None]:
+    """Check the payload is a JSON object with a usable id, without building it (~1.5 us)."""
+    _check_depth(payload)
+    try:
+        identity = _IDENTITY.decode(payload)
+    except msgspec.ValidationError:
+        raise Rejected(400, "order JSON is not an object") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_json(exc) from None
+    order_id, updated = identity.id, identity.date_updated
     if isinstance(order_id, bool) or not isinstance(order_id, str | int) or str(order_id) == "":
         raise Rejected(400, "order JSON has no usable 'id'")
-    updated = order.get("date_updated")
     return str(order_id), updated if isinstance(updated, str) and updated else None
 
 
@@ -123,8 +155,7 @@ def verify_post(
     store_id, key = store_key(stores, store_header)
     variant = check_signature(order, hash_header, key)
     payload = decode_payload(order)
-    parsed = parse_order(payload)
-    order_id, updated = order_identity(parsed)
+    order_id, updated = order_identity(payload)
     return Snapshot(
         store_id=store_id,
         payload=payload,
@@ -132,5 +163,4 @@ def verify_post(
         order_id=order_id,
         order_updated_at=updated,
         signature_variant=variant,
-        order=parsed,
     )

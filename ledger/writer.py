@@ -124,7 +124,13 @@ class Writer:
                 except queue.Empty:
                     break
             if batch:
-                self._settle(batch, self._commit_remotely([q.job for q in batch]))
+                try:
+                    results = self._commit_remotely([q.job for q in batch])
+                except Exception as exc:  # never let the dispatcher die: requests would hang
+                    log.exception("writer batch failed")
+                    self._reap()
+                    results = [(False, StorageUnavailable(f"writer failed: {exc}"))] * len(batch)
+                self._settle(batch, results)
 
     def _commit_remotely(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
         try:
@@ -228,6 +234,7 @@ class BatchCommitter:
             conn.execute("RELEASE job")
             head.seq, head.hash = saved
             log.exception("a write failed and was rolled back alone")
-            return False, exc
+            # Not acknowledged, so the sender retries; and plain enough to cross the pipe.
+            return False, StorageUnavailable(f"not recorded: {type(exc).__name__}: {exc}")
         conn.execute("RELEASE job")
         return True, value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import random
 import signal
 import sqlite3
@@ -307,3 +308,34 @@ def test_signature_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) 
         verify.check_signature(raw, "a" * 64, API_KEY)
     assert len(calls) == 2  # the standard and the legacy variant, both constant-time
     assert verify.check_signature(raw, verify.sign(API_KEY, raw), API_KEY) == verify.STANDARD
+
+
+def test_a_killed_writer_process_is_replaced(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    server = start_server(db)
+    try:
+        assert _post(server.base, make_order(0)).status_code == 200
+        (writer,) = [p for p in child_pids(server.proc.pid) if "spawn_main" in cmdline(p)]
+        os.kill(writer, signal.SIGKILL)
+        time.sleep(0.2)
+        lost = _post(server.base, make_order(1))
+        assert lost.status_code == 503, "not acknowledged: Order Desk will retry"
+        assert _post(server.base, make_order(1)).status_code == 200  # a new writer took over
+        assert _post(server.base, make_order(2)).status_code == 200
+    finally:
+        assert server.stop() == 0
+    assert rows(db, "SELECT count(*) FROM events") == [(3,)]
+    assert ledger("verify", env=ledger_env(db)).returncode == 0
+
+
+def child_pids(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

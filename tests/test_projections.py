@@ -313,3 +313,18 @@ def _current(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if seen is None or body["date_updated"] > seen["date_updated"]:
             latest[body["id"]] = body
     return list(latest.values())
+
+
+def test_a_signed_post_with_a_huge_integer_is_kept_and_flagged(
+    client: TestClient, settings: Settings
+) -> None:  # type: ignore[type-arg]
+    raw = b'{"id": "77", "quantity_total": ' + b"9" * 5000 + b', "order_total": 5}'
+    response = client.post("/orderdesk", **form(raw))
+    assert response.status_code == 200, "valid JSON, genuinely signed: never refused"
+    assert rows(settings.db_path, "SELECT payload FROM events")[0][0].encode() == raw
+    assert rows(settings.db_path, "SELECT order_total_cents, quantity_total FROM orders") == [
+        (500, None)
+    ]
+    assert rows(settings.db_path, "SELECT issue FROM projection_issues") == [
+        (f"quantity_total {'9' * 40} is out of range",)
+    ]

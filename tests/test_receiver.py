@@ -129,7 +129,6 @@ REJECTIONS: list[tuple[str, dict[str, Any], int, str]] = [
     ("empty id", form(b'{"id": ""}'), 400, "no usable 'id'"),
     ("object id", form(b'{"id": {"x": 1}}'), 400, "no usable 'id'"),
     ("absurd nesting", form(b'{"id": "1", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"), 400, "nests deeper"),
-    ("huge integer", form(b'{"id": "1", "n": ' + b"9" * 5000 + b"}"), 400, "not valid JSON"),
     ("multipart without boundary", {"content": b"x", "headers": form(GOOD)["headers"]
      | {"Content-Type": "multipart/form-data"}}, 400, "without a boundary"),
     ("truncated multipart", {"content": b'--b\r\nContent-Disposition: form-data; name="order"\r\n\r\n{}',
