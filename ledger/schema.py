@@ -30,8 +30,10 @@ CREATE TABLE IF NOT EXISTS events (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 ) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS events_dedup ON events (store_id, payload_sha256);
-CREATE INDEX IF NOT EXISTS events_order ON events (store_id, order_id, seq);
+-- The dedup key; sha first, so a delivery's sha finds its event without a store id.
+CREATE UNIQUE INDEX IF NOT EXISTS events_sha_store ON events (payload_sha256, store_id);
+-- Order id first: lookups by order id alone, and the order-by-order replay of rebuilds.
+CREATE INDEX IF NOT EXISTS events_order_store ON events (order_id, store_id, seq);
 CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
 
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -219,7 +221,7 @@ CREATE TABLE IF NOT EXISTS order_history (
     shipments TEXT NOT NULL,
     changes TEXT NOT NULL
 ) STRICT;
-CREATE INDEX IF NOT EXISTS order_history_order ON order_history (store_id, order_id, seq);
+CREATE INDEX IF NOT EXISTS order_history_order_store ON order_history (order_id, store_id, seq);
 
 CREATE TABLE IF NOT EXISTS projection_issues (
     seq INTEGER NOT NULL,

@@ -412,7 +412,7 @@ def iter_events(
     cursor = conn.execute(
         "SELECT seq, type, received_at, store_id, order_id, order_updated_at, payload FROM events"
         f" WHERE {' AND '.join(where)}"
-        f" ORDER BY {'store_id, order_id, seq' if by_order else 'seq'}",
+        f" ORDER BY {'order_id, store_id, seq' if by_order else 'seq'}",
         params,
     )
     while rows := cursor.fetchmany(chunk):

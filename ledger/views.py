@@ -183,9 +183,7 @@ RECONCILIATION_VIEWS = (
 # Indexes the read side needs (lookups by order id or SKU without a store id, and
 # links from a delivery to the event with the same payload).
 INDEXES: dict[str, str] = {
-    "read_events_sha": "events (payload_sha256)",
     "read_deliveries_sha": "deliveries (payload_sha256)",
-    "read_order_history_order_id": "order_history (order_id, seq)",
     "read_order_history_stale": "order_history (seq) WHERE stale = 1",
     "read_inventory_movements_code": "inventory_movements (code, store_id, seq)",
     "read_orders_date_added": "orders (date_added)",
