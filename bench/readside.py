@@ -27,7 +27,14 @@ PAGES: list[tuple[str, str, float]] = [
     ("order_lookup_filter", "/{db}/orders?order_id={order}", 50),
     ("orders_table", "/{db}/orders", 100),
     ("events_table", "/{db}/events", 100),
-    ("orders_facets", "/{db}/orders?_facet=state&_facet=folder_name&_facet=shipping_country", 100),
+    # the orders page's default facets (metadata.yml), which have indexes
+    (
+        "orders_facets",
+        "/{db}/orders?_facet=state&_facet=folder_name&_facet=source_name&_facet=payment_status",
+        100,
+    ),
+    # a facet on an unindexed column, as an operator may click one
+    ("orders_facet_unindexed", "/{db}/orders?_facet=shipping_country", 100),
     ("inventory_table", "/{db}/inventory?_sort_desc=ordered", 100),
     ("order_history", "/{db}/order_history?store_id={store}&order_id={order}&_sort=seq", 100),
     ("order_events", "/{db}/events?store_id={store}&order_id={order}&_sort=seq", 100),

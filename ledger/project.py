@@ -85,8 +85,13 @@ def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
 
 
 def cents(value: Any, name: str, issues: Issues) -> int | None:
-    if type(value) is int and -SMALL < value < SMALL:
+    kind = type(value)
+    if kind is int and -SMALL < value < SMALL:
         return value * 100
+    if kind is Decimal and value.is_finite() and -LIMIT < value < LIMIT:
+        scaled = value.scaleb(2)
+        if scaled == scaled.to_integral_value():  # the usual case: whole cents
+            return int(scaled)
     number = decimal(value, name, issues)
     if number is None:
         return None

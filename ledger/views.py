@@ -187,6 +187,10 @@ INDEXES: dict[str, str] = {
     "read_order_history_stale": "order_history (seq) WHERE stale = 1",
     "read_inventory_movements_code": "inventory_movements (code, store_id, seq)",
     "read_orders_date_added": "orders (date_added)",
+    # the orders page's default facets count these on every load
+    "read_orders_folder_name": "orders (folder_name)",
+    "read_orders_source_name": "orders (source_name)",
+    "read_orders_payment_status": "orders (payment_status)",
     "read_orders_seq": "orders (seq)",
 }
 
