@@ -88,11 +88,17 @@ def _canned(client: httpx.Client, db_name: str) -> list[str]:
     return out
 
 
+PAGE_BUDGET_S = 15.0  # a slow page gets fewer samples, not a run of hours
+
+
 def _time_page(client: httpx.Client, paths: list[str]) -> dict[str, Any]:
     times: list[float] = []
     statuses: dict[int, int] = {}
     sizes: list[int] = []
+    deadline = time.monotonic() + PAGE_BUDGET_S
     for path in paths:
+        if times and time.monotonic() > deadline:
+            break
         started = time.perf_counter()
         response = client.get(path)
         body = response.content
