@@ -87,9 +87,9 @@ def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
 def cents(value: Any, name: str, issues: Issues) -> int | None:
     kind = type(value)
     if kind is int and -SMALL < value < SMALL:
-        return value * 100
+        return int(value) * 100
     if kind is Decimal and value.is_finite() and -LIMIT < value < LIMIT:
-        scaled = value.scaleb(2)
+        scaled: Decimal = value.scaleb(2)
         if scaled == scaled.to_integral_value():  # the usual case: whole cents
             return int(scaled)
     number = decimal(value, name, issues)
