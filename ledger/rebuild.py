@@ -156,8 +156,9 @@ def _project_into(
 ) -> None:
     """Project events 1..until, read in ``live``'s open read transaction, into fresh tables.
 
-    Events are replayed order by order (the index on store, order, seq gives them in that
-    order without sorting), through the same fold as live appends; memory holds one order.
+    Events are replayed order by order (the index on order id, store, seq gives them in
+    that order without sorting), through the same fold as live appends; memory holds one
+    order.
     Movements are staged and then inserted in seq order, so the triggers that keep
     ``inventory`` see them exactly as they saw them live.
     """
