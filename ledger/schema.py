@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-LOG_TABLES = ("events", "deliveries")
 PROJECTION_TABLES = (
     "folders",
     "orders",
