@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from .chain import create_key, load_key
 from .errors import ChainKeyError
 from .schema import connect, ensure_schema
@@ -27,11 +29,11 @@ def open_ledger(settings: Settings) -> bytes:
         conn.close()
 
 
-def _chain_key(settings: Settings, conn: object) -> bytes:
+def _chain_key(settings: Settings, conn: sqlite3.Connection) -> bytes:
     path = settings.chain_key_path
     if path.exists():
         return load_key(path)
-    has_events = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()  # type: ignore[attr-defined]
+    has_events = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()
     if has_events:
         raise ChainKeyError(
             f"the log holds events but the chain key {path} is missing: restore it "

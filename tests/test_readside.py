@@ -386,13 +386,16 @@ def test_settings_are_real_booleans_and_suggestions_stay_off() -> None:
     assert DATASETTE_SETTINGS["suggest_facets"] is False
 
 
-def test_database_named_after_another_file_stem(ledger: Ledger, tmp_path: Path) -> None:
-    other = tmp_path / "shop.db"
-    src = sqlite3.connect(ledger.db)
-    dst = sqlite3.connect(other)
+def copy_db(source: Path, target: Path) -> Path:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
     src.backup(dst)
     src.close()
     dst.close()
+    return target
+
+
+def test_database_named_after_another_file_stem(ledger: Ledger, tmp_path: Path) -> None:
+    other = copy_db(ledger.db, tmp_path / "shop.db")
     ds = make_datasette(other, METADATA)
     responses = run(
         fetch_all(
@@ -456,11 +459,8 @@ def test_reconciliation_views_answer_their_questions(ledger: Ledger) -> None:
 
 
 def test_inventory_drift_view_finds_a_projection_gone_wrong(ledger: Ledger, tmp_path: Path) -> None:
-    broken = tmp_path / "ledger.db"
-    src = sqlite3.connect(ledger.db)
+    broken = copy_db(ledger.db, tmp_path / "ledger.db")
     dst = sqlite3.connect(broken)
-    src.backup(dst)
-    src.close()
     dst.execute("UPDATE inventory SET open = open + 3 WHERE code = 'TOTE-NAT-01'")
     dst.commit()
     dst.close()
