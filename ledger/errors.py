@@ -27,3 +27,7 @@ class StorageUnavailable(LedgerError):
 
 class ChainKeyError(LedgerError):
     """The chain key is missing or does not fit the log."""
+
+
+class NewerSchema(LedgerError):
+    """The file was written by a newer version of the ledger."""

@@ -18,6 +18,7 @@ OPEN, SHIPPED, CANCELED = "open", "shipped", "canceled"
 BUCKETS = ("ordered", "shipped", "canceled", "open", "orders")
 LIMIT = Decimal(10) ** 15  # beyond any order; keeps cents inside SQLite's 64-bit integers
 SMALL = 10**15
+SQL_INTEGER = 2**63  # SQLite's INTEGER is signed 64-bit
 MONEY_FIELDS = (
     "product_total",
     "shipping_total",
@@ -229,7 +230,46 @@ def view_order(order: Mapping[str, Any]) -> OrderView:
     }
     for name in MONEY_FIELDS:
         fields[f"{name}_cents"] = cents(order.get(name), name, issues)
+    fields["items_total_cents"], unpriced = items_total(items, issues)
+    fields["totals_problem"] = totals_problem(fields, unpriced)
     return OrderView(fields, items, shipments, tuple(issues.found))
+
+
+def items_total(items: Iterable[Item], issues: Issues) -> tuple[int | None, int]:
+    """Sum of quantity x price over the priced lines, and how many lines have no price."""
+    total = sum(i.quantity * i.price_cents for i in items if i.price_cents is not None)
+    unpriced = sum(i.price_cents is None for i in items)
+    if abs(total) >= SQL_INTEGER:
+        issues.add(f"items total {total} cents is out of range")
+        return None, unpriced
+    return total, unpriced
+
+
+def totals_problem(fields: Mapping[str, Any], unpriced: int) -> str | None:
+    """Why the order's totals do not add up, or None when they do.
+
+    Kept with the order (and indexed where not None) so that the reconciliation view
+    reads the few problem orders instead of summing every line of every order.
+    """
+    product, total = fields["product_total_cents"], fields["order_total_cents"]
+    items = fields["items_total_cents"]
+    added = ("product", "shipping", "handling", "tax")
+    computed = sum(fields[f"{m}_total_cents"] or 0 for m in added)
+    computed -= fields["discount_total_cents"] or 0
+    found = []
+    if product is None:
+        found.append("product_total missing")
+    if total is None:
+        found.append("order_total missing")
+    if unpriced:
+        found.append(f"{unpriced} line(s) without a price")
+    if items is None:
+        found.append("items total out of range")
+    elif items != (product or 0):
+        found.append("items x price != product_total")
+    if computed != (total or 0):
+        found.append("product + shipping + handling + tax - discount != order_total")
+    return "; ".join(found) or None
 
 
 VIEW_FIELDS = (
@@ -237,6 +277,7 @@ VIEW_FIELDS = (
     "customer_city", "customer_country", "shipping_name", "shipping_city", "shipping_state",
     "shipping_country", "shipping_method", "payment_type", "payment_status", "quantity_total",
     "weight_total", "items_count", "shipments_count", *(f"{m}_cents" for m in MONEY_FIELDS),
+    "items_total_cents", "totals_problem",
 )  # fmt: skip
 Buckets = dict[str, dict[str, int]]
 Line = tuple[str, int]  # (code, quantity)

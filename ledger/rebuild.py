@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from . import project
-from .schema import INVENTORY_TRIGGER, PROJECTION_TABLES, connect, ensure_projection_schema
+from .schema import (
+    PROJECTION_TABLES,
+    connect,
+    create_projection_tables,
+    create_projection_triggers,
+    drop_projections,
+    ensure_projection_schema,
+)
 from .store import (
     CHECKPOINT,
     FOLDER_NAMED,
@@ -44,6 +51,7 @@ from .store import (
     parse_stored,
     shipment_rows,
 )
+from .views import ensure_views
 
 Progress = Callable[[int], None]
 FLUSH_ROWS = 50_000
@@ -255,15 +263,17 @@ def rebuild(db_path: Path, progress: Progress | None = None) -> int:
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                # Inventory arrives whole: its trigger must not add the movements again.
-                conn.execute("DROP TRIGGER main.inventory_follows_movements")
+                # New tables, whatever shape the old ones had; the triggers come after the
+                # copy, because inventory and daily totals arrive whole.
+                drop_projections(conn)
+                create_projection_tables(conn)
                 for table in PROJECTION_TABLES:
                     cols = _columns(conn, "scratch", table)
-                    conn.execute(f"DELETE FROM main.{table}")
                     conn.execute(
                         f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM scratch.{table}"
                     )
-                conn.execute(INVENTORY_TRIGGER)
+                create_projection_triggers(conn)
+                ensure_views(conn)  # the read side's indexes went with the tables
                 catch_up(conn)  # events appended while the scratch copy was built
                 conn.execute("COMMIT")
             except BaseException:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from .errors import NewerSchema
+
 PROJECTION_TABLES = (
     "folders",
     "orders",
@@ -13,8 +15,13 @@ PROJECTION_TABLES = (
     "inventory_movements",
     "order_history",
     "projection_issues",
+    "daily_totals",
     "checkpoints",
 )
+
+# The file's shape. A file of an older version keeps its log; its projections are
+# dropped and rebuilt from the log at the next start (see ``ensure_schema``).
+SCHEMA_VERSION = 2
 
 LOG_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -132,6 +139,8 @@ CREATE TABLE IF NOT EXISTS orders (
     order_total_cents INTEGER,
     refund_total_cents INTEGER,
     processor_balance_cents INTEGER,
+    items_total_cents INTEGER,
+    totals_problem TEXT,
     quantity_total INTEGER,
     weight_total TEXT,
     items_count INTEGER NOT NULL,
@@ -222,6 +231,24 @@ CREATE TABLE IF NOT EXISTS order_history (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS order_history_order_store ON order_history (order_id, store_id, seq);
 
+-- One row per day (of date_added), store and source: the sums a payout is matched against,
+-- kept by triggers on orders. '' stands for a missing day or source (a key cannot be NULL).
+CREATE TABLE IF NOT EXISTS daily_totals (
+    day TEXT NOT NULL,
+    store_id TEXT NOT NULL,
+    source_name TEXT NOT NULL,
+    orders INTEGER NOT NULL,
+    canceled_orders INTEGER NOT NULL,
+    product_total_cents INTEGER NOT NULL,
+    shipping_total_cents INTEGER NOT NULL,
+    handling_total_cents INTEGER NOT NULL,
+    tax_total_cents INTEGER NOT NULL,
+    discount_total_cents INTEGER NOT NULL,
+    order_total_cents INTEGER NOT NULL,
+    refund_total_cents INTEGER NOT NULL,
+    PRIMARY KEY (day, store_id, source_name)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS projection_issues (
     seq INTEGER NOT NULL,
     store_id TEXT NOT NULL,
@@ -232,7 +259,7 @@ CREATE TABLE IF NOT EXISTS projection_issues (
 """
 
 
-INVENTORY_TRIGGER = """
+INVENTORY_TRIGGERS = """
 -- Inventory is the running sum of movements, kept by SQLite itself; a SKU that no
 -- current order holds any more leaves the table (its movements stay).
 CREATE TRIGGER IF NOT EXISTS inventory_follows_movements AFTER INSERT ON inventory_movements
@@ -251,6 +278,50 @@ END;
 """
 
 
+DAILY_MONEY = ("product", "shipping", "handling", "tax", "discount", "order", "refund")
+
+
+def _daily_upsert(row: str, sign: str) -> str:
+    """Add (sign '+') or take away (sign '-') one orders row's share of its day's totals."""
+    money = [f"{sign}coalesce({row}.{m}_total_cents, 0)" for m in DAILY_MONEY]
+    sums = [f"{m}_total_cents = {m}_total_cents + excluded.{m}_total_cents" for m in DAILY_MONEY]
+    return f"""
+  INSERT INTO daily_totals VALUES (
+    coalesce(date({row}.date_added), ''), {row}.store_id, coalesce({row}.source_name, ''),
+    {sign}1, {sign}({row}.state = 'canceled'), {", ".join(money)})
+  ON CONFLICT (day, store_id, source_name) DO UPDATE SET
+    orders = orders + excluded.orders, canceled_orders = canceled_orders + excluded.canceled_orders,
+    {", ".join(sums)};"""
+
+
+_DAILY_CHANGED = " OR ".join(
+    f"OLD.{c} IS NOT NEW.{c}"
+    for c in (
+        "date_added",
+        "store_id",
+        "source_name",
+        "state",
+        *(f"{m}_total_cents" for m in DAILY_MONEY),
+    )
+)
+
+DAILY_TOTALS_TRIGGERS = f"""
+-- Daily totals follow the orders table inside the same transaction, so they are
+-- exactly the sums over the current orders, live and after a rebuild alike.
+CREATE TRIGGER IF NOT EXISTS daily_totals_add AFTER INSERT ON orders
+BEGIN{_daily_upsert("NEW", "+")}
+END;
+CREATE TRIGGER IF NOT EXISTS daily_totals_move AFTER UPDATE ON orders WHEN {_DAILY_CHANGED}
+BEGIN{_daily_upsert("OLD", "-")}{_daily_upsert("NEW", "+")}
+  DELETE FROM daily_totals WHERE orders = 0 AND day = coalesce(date(OLD.date_added), '')
+    AND store_id = OLD.store_id AND source_name = coalesce(OLD.source_name, '');
+END;
+"""
+
+PROJECTION_TRIGGERS = INVENTORY_TRIGGERS + DAILY_TOTALS_TRIGGERS
+PROJECTION_TRIGGER_NAMES = ("inventory_follows_movements", "daily_totals_add", "daily_totals_move")
+
+
 def connect(
     path: str, *, readonly: bool = False, busy_timeout_ms: int = 10_000
 ) -> sqlite3.Connection:
@@ -267,22 +338,63 @@ def connect(
 
 
 def ensure_projection_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(PROJECTION_DDL + INVENTORY_TRIGGER)
+    conn.executescript(PROJECTION_DDL + PROJECTION_TRIGGERS)
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create whatever is missing; safe to run at every start and from several processes."""
+def create_projection_tables(conn: sqlite3.Connection) -> None:
+    """The projection tables and their indexes, without the triggers (inside a transaction)."""
+    for statement in _statements(PROJECTION_DDL):
+        conn.execute(statement)
+
+
+def create_projection_triggers(conn: sqlite3.Connection) -> None:
+    for statement in _statements(PROJECTION_TRIGGERS):
+        conn.execute(statement)
+
+
+def ensure_schema(conn: sqlite3.Connection) -> bool:
+    """Create whatever is missing; safe to run at every start and from several processes.
+
+    Returns True when the file was of an older version: its projections were dropped
+    (the log is never touched) and must be rebuilt from the log.
+    """
+    from .views import ensure_views
+
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _statements(LOG_DDL + TRIGGERS_DDL + PROJECTION_DDL + INVENTORY_TRIGGER):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise NewerSchema(
+                f"the file is of schema version {version}; this ledger knows up to"
+                f" {SCHEMA_VERSION}: upgrade orderdesk-ledger"
+            )
+        older = version < SCHEMA_VERSION and _has_table(conn, "events")
+        if older:
+            drop_projections(conn)
+        for statement in _statements(LOG_DDL + TRIGGERS_DDL):
             conn.execute(statement)
-        from .views import ensure_views
-
+        create_projection_tables(conn)
+        create_projection_triggers(conn)
         ensure_views(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return older
+
+
+def drop_projections(conn: sqlite3.Connection) -> None:
+    """Drop every projection table (their indexes and triggers go with them)."""
+    for table in PROJECTION_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS main.{table}")
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
 
 
 def _statements(script: str) -> list[str]:

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
+from . import rebuild
 from .chain import create_key, load_key
 from .errors import ChainKeyError
-from .schema import connect, ensure_schema
+from .schema import SCHEMA_VERSION, connect, ensure_schema
 from .settings import Settings
-from .store import catch_up
+from .store import catch_up, checkpoint, read_head
+
+log = logging.getLogger("ledger")
+# Past this many unprojected events a bulk rebuild is faster than projecting one by one.
+REBUILD_BEYOND = 10_000
 
 
 def open_ledger(settings: Settings) -> bytes:
     """Idempotent: safe at every start and from several processes at once."""
     conn = connect(str(settings.db_path))
     try:
-        ensure_schema(conn)
+        older = ensure_schema(conn)
         key = _chain_key(settings, conn)
+        behind = read_head(conn).seq - checkpoint(conn)
+        if older or behind > REBUILD_BEYOND:
+            conn.close()
+            log.warning(
+                "projections %s: rebuilding them from the log (%d events)",
+                f"upgraded to schema version {SCHEMA_VERSION}" if older else "are behind",
+                behind,
+            )
+            rebuild.rebuild(settings.db_path)
+            conn = connect(str(settings.db_path))
         conn.execute("BEGIN IMMEDIATE")
         try:
             catch_up(conn)

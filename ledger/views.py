@@ -26,47 +26,25 @@ WHERE o.rowid IN (  -- two index ranges; an OR would scan every order
     SELECT rowid FROM orders WHERE date_added >= date('now'))
 ORDER BY o.order_updated_at DESC, o.seq DESC
 """,
-    # 1. Orders whose totals do not add up.
+    # 1. Orders whose totals do not add up (the projection names the problem, see
+    # project.totals_problem; a partial index holds just those orders).
     "reconcile_order_totals": """
-WITH items AS (
-    SELECT store_id, order_id,
-           sum(quantity * price_cents) AS items_total_cents,
-           sum(price_cents IS NULL) AS unpriced_lines
-    FROM order_items
-    GROUP BY store_id, order_id
-),
-checked AS (
-    SELECT o.store_id, o.order_id, o.order_updated_at, o.state, o.folder_name, o.source_name,
-           coalesce(i.items_total_cents, 0) AS items_total_cents,
-           coalesce(i.unpriced_lines, 0) AS unpriced_lines,
-           o.product_total_cents,
-           o.shipping_total_cents, o.handling_total_cents, o.tax_total_cents,
-           o.discount_total_cents,
-           coalesce(o.product_total_cents, 0) + coalesce(o.shipping_total_cents, 0)
-             + coalesce(o.handling_total_cents, 0) + coalesce(o.tax_total_cents, 0)
-             - coalesce(o.discount_total_cents, 0) AS computed_total_cents,
-           o.order_total_cents, o.seq
-    FROM orders o LEFT JOIN items i ON i.store_id = o.store_id AND i.order_id = o.order_id
-)
 SELECT store_id, order_id, order_updated_at, state, folder_name, source_name,
        items_total_cents, product_total_cents,
        items_total_cents - coalesce(product_total_cents, 0) AS items_difference_cents,
        shipping_total_cents, handling_total_cents, tax_total_cents, discount_total_cents,
-       computed_total_cents, order_total_cents,
-       computed_total_cents - coalesce(order_total_cents, 0) AS total_difference_cents,
-       trim(
-         iif(product_total_cents IS NULL, 'product_total missing; ', '')
-         || iif(order_total_cents IS NULL, 'order_total missing; ', '')
-         || iif(unpriced_lines > 0, unpriced_lines || ' line(s) without a price; ', '')
-         || iif(items_total_cents != coalesce(product_total_cents, 0),
-                'items x price != product_total; ', '')
-         || iif(computed_total_cents != coalesce(order_total_cents, 0),
-                'product + shipping + handling + tax - discount != order_total; ', ''),
-         '; ') AS problem,
+       coalesce(product_total_cents, 0) + coalesce(shipping_total_cents, 0)
+         + coalesce(handling_total_cents, 0) + coalesce(tax_total_cents, 0)
+         - coalesce(discount_total_cents, 0) AS computed_total_cents,
+       order_total_cents,
+       coalesce(product_total_cents, 0) + coalesce(shipping_total_cents, 0)
+         + coalesce(handling_total_cents, 0) + coalesce(tax_total_cents, 0)
+         - coalesce(discount_total_cents, 0) - coalesce(order_total_cents, 0)
+         AS total_difference_cents,
+       totals_problem AS problem,
        seq
-FROM checked
-WHERE product_total_cents IS NULL OR order_total_cents IS NULL OR unpriced_lines > 0
-   OR items_total_cents != product_total_cents OR computed_total_cents != order_total_cents
+FROM orders
+WHERE totals_problem IS NOT NULL
 ORDER BY order_updated_at DESC, seq DESC
 """,
     # 2. Snapshots that arrived stale.
@@ -125,22 +103,14 @@ FROM deliveries d
 WHERE d.outcome = 'rejected'
 ORDER BY d.id DESC
 """,
-    # 5. Daily totals per store and source, to match payouts.
+    # 5. Daily totals per store and source, to match payouts (kept by triggers on orders).
     "reconcile_daily_totals": """
-SELECT date(o.date_added) AS day, o.store_id, o.source_name,
-       count(*) AS orders,
-       sum(o.state = 'canceled') AS canceled_orders,
-       sum(o.product_total_cents) AS product_total_cents,
-       sum(o.shipping_total_cents) AS shipping_total_cents,
-       sum(o.handling_total_cents) AS handling_total_cents,
-       sum(o.tax_total_cents) AS tax_total_cents,
-       sum(o.discount_total_cents) AS discount_total_cents,
-       sum(o.order_total_cents) AS order_total_cents,
-       sum(o.refund_total_cents) AS refund_total_cents,
-       sum(o.order_total_cents) - coalesce(sum(o.refund_total_cents), 0) AS net_cents
-FROM orders o
-GROUP BY date(o.date_added), o.store_id, o.source_name
-ORDER BY day DESC, o.store_id, o.source_name
+SELECT nullif(day, '') AS day, store_id, nullif(source_name, '') AS source_name,
+       orders, canceled_orders, product_total_cents, shipping_total_cents,
+       handling_total_cents, tax_total_cents, discount_total_cents, order_total_cents,
+       refund_total_cents, order_total_cents - refund_total_cents AS net_cents
+FROM daily_totals
+ORDER BY daily_totals.day DESC, store_id, daily_totals.source_name
 """,
     # 6. Inventory that does not equal the sum of its movements (always empty).
     "reconcile_inventory_drift": """
@@ -196,6 +166,10 @@ INDEXES: dict[str, str] = {
     "read_orders_source_name": "orders (source_name)",
     "read_orders_payment_status": "orders (payment_status)",
     "read_orders_seq": "orders (seq)",
+    # only the orders whose totals do not add up: reconcile_order_totals, newest first
+    "read_orders_totals_problem": (
+        "orders (order_updated_at DESC, seq DESC) WHERE totals_problem IS NOT NULL"
+    ),
 }
 
 

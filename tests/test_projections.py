@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from ledger import rebuild
-from ledger.schema import connect
+from ledger.schema import SCHEMA_VERSION, connect
 from ledger.settings import Settings
 from ledger.startup import open_ledger
 from ledger.store import Delivery, read_head, record_folder_name, record_snapshot, utcnow
@@ -205,15 +205,22 @@ def snapshot_bodies(draw: st.DrawFn, order_id: str, count: int) -> list[dict[str
         totals = {
             k: draw(money) for k in ("product_total", "shipping_total", "tax_total", "order_total")
         }
+        optional = {  # what some eras or sources leave out
+            "date_added": f"2025-03-0{draw(st.integers(1, 3))} 08:00:00",
+            "source_name": draw(st.sampled_from(["Shopify", "Etsy"])),
+            "discount_total": draw(money),
+            "refund_total": draw(money),
+        }
         out.append(
             {
+                **{k: v for k, v in optional.items() if draw(st.booleans())},
                 "id": order_id,
                 "date_updated": f"2025-03-{day:02d} 10:00:00",
                 "folder_id": draw(st.sampled_from(list(FOLDERS))),
                 "payment_status": draw(st.sampled_from(["Captured", "Authorized", "Refunded"])),
                 **{k: (str(v) if draw(st.booleans()) else v) for k, v in totals.items()},
                 "order_items": [
-                    {"code": c, "quantity": q, "price": str(p) if draw(st.booleans()) else p}
+                    {"code": c, "quantity": q, "price": draw(st.sampled_from([str(p), p, ""]))}
                     for c, q, p in items
                 ],
                 "order_shipments": [{"tracking_number": "T" + order_id}]
@@ -284,13 +291,74 @@ def test_random_histories(
             (int(sum(Decimal(str(b["order_total"])) for b in current) * 100),)
         ]
         line_total = sum(
-            Decimal(str(i["price"])) * i["quantity"] for b in current for i in b["order_items"]
+            Decimal(str(i["price"])) * i["quantity"]
+            for b in current
+            for i in b["order_items"]
+            if i["price"] != ""
         )
         assert rows(db, "SELECT coalesce(sum(price_cents * quantity), 0) FROM order_items") == [
             (int(line_total * 100),)
         ]
+        # (e) the materialized reconciliation views say what summing every row says
+        for view, oracle in ORACLES.items():
+            assert sorted(rows(db, f"SELECT * FROM {view}"), key=repr) == sorted(
+                rows(db, oracle), key=repr
+            ), view
     # (a) any arrival order, with duplicates, gives the same projections
     assert results[0] == results[1]
+
+
+# The reconciliation views as they were first written: straight sums over every row.
+ORACLES = {
+    "reconcile_order_totals": """
+WITH items AS (
+    SELECT store_id, order_id, sum(quantity * price_cents) AS items_total_cents,
+           sum(price_cents IS NULL) AS unpriced_lines
+    FROM order_items GROUP BY store_id, order_id
+),
+checked AS (
+    SELECT o.store_id, o.order_id, o.order_updated_at, o.state, o.folder_name, o.source_name,
+           coalesce(i.items_total_cents, 0) AS items_total_cents,
+           coalesce(i.unpriced_lines, 0) AS unpriced_lines, o.product_total_cents,
+           o.shipping_total_cents, o.handling_total_cents, o.tax_total_cents,
+           o.discount_total_cents,
+           coalesce(o.product_total_cents, 0) + coalesce(o.shipping_total_cents, 0)
+             + coalesce(o.handling_total_cents, 0) + coalesce(o.tax_total_cents, 0)
+             - coalesce(o.discount_total_cents, 0) AS computed_total_cents,
+           o.order_total_cents, o.seq
+    FROM orders o LEFT JOIN items i ON i.store_id = o.store_id AND i.order_id = o.order_id
+)
+SELECT store_id, order_id, order_updated_at, state, folder_name, source_name,
+       items_total_cents, product_total_cents,
+       items_total_cents - coalesce(product_total_cents, 0) AS items_difference_cents,
+       shipping_total_cents, handling_total_cents, tax_total_cents, discount_total_cents,
+       computed_total_cents, order_total_cents,
+       computed_total_cents - coalesce(order_total_cents, 0) AS total_difference_cents,
+       trim(
+         iif(product_total_cents IS NULL, 'product_total missing; ', '')
+         || iif(order_total_cents IS NULL, 'order_total missing; ', '')
+         || iif(unpriced_lines > 0, unpriced_lines || ' line(s) without a price; ', '')
+         || iif(items_total_cents != coalesce(product_total_cents, 0),
+                'items x price != product_total; ', '')
+         || iif(computed_total_cents != coalesce(order_total_cents, 0),
+                'product + shipping + handling + tax - discount != order_total; ', ''),
+         '; ') AS problem,
+       seq
+FROM checked
+WHERE product_total_cents IS NULL OR order_total_cents IS NULL OR unpriced_lines > 0
+   OR items_total_cents != product_total_cents OR computed_total_cents != order_total_cents
+""",
+    "reconcile_daily_totals": """
+SELECT date(date_added) AS day, store_id, source_name, count(*) AS orders,
+       sum(state = 'canceled') AS canceled_orders,
+       coalesce(sum(product_total_cents), 0), coalesce(sum(shipping_total_cents), 0),
+       coalesce(sum(handling_total_cents), 0), coalesce(sum(tax_total_cents), 0),
+       coalesce(sum(discount_total_cents), 0), coalesce(sum(order_total_cents), 0),
+       coalesce(sum(refund_total_cents), 0),
+       coalesce(sum(order_total_cents), 0) - coalesce(sum(refund_total_cents), 0)
+FROM orders GROUP BY date(date_added), store_id, source_name
+""",
+}
 
 
 MOVEMENTS_MINUS_INVENTORY = """
@@ -328,3 +396,47 @@ def test_a_signed_post_with_a_huge_integer_is_kept_and_flagged(
     assert rows(settings.db_path, "SELECT issue FROM projection_issues") == [
         (f"quantity_total {'9' * 40} is out of range",)
     ]
+
+
+def test_an_older_file_gets_its_projections_rebuilt_at_start(
+    client: TestClient, settings: Settings
+) -> None:  # type: ignore[type-arg]
+    name_folders(settings)
+    for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
+        assert client.post("/orderdesk", **form(sample(name))).status_code == 200
+    db = settings.db_path
+    before = contents(db) | {"daily": rows(db, "SELECT * FROM reconcile_daily_totals")}
+    events = rows(db, "SELECT * FROM events")
+    # What a version-1 file looked like: no daily totals, no totals columns on orders.
+    conn = sqlite3.connect(db)
+    for (view,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall():
+        conn.execute(f"DROP VIEW {view}")
+    conn.execute("DROP INDEX read_orders_totals_problem")
+    conn.execute("DROP TRIGGER daily_totals_add")
+    conn.execute("DROP TRIGGER daily_totals_move")
+    conn.execute("DROP TABLE daily_totals")
+    conn.execute("ALTER TABLE orders DROP COLUMN totals_problem")
+    conn.execute("ALTER TABLE orders DROP COLUMN items_total_cents")
+    conn.execute("PRAGMA user_version = 0")
+    conn.commit()
+    conn.close()
+
+    open_ledger(settings)
+
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows(db, "SELECT * FROM events") == events, "the log is never touched"
+    assert contents(db) | {"daily": rows(db, "SELECT * FROM reconcile_daily_totals")} == before
+    assert rebuild.check(db) == []
+
+
+def test_a_file_from_a_newer_version_is_refused(settings: Settings) -> None:
+    open_ledger(settings)
+    conn = sqlite3.connect(settings.db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    result = ledger("folders", "set", "48204", "Canceled", env=ledger_env(settings.db_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: the file is of schema version {SCHEMA_VERSION + 1}; this ledger knows up to"
+        f" {SCHEMA_VERSION}: upgrade orderdesk-ledger"
+    )
