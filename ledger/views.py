@@ -88,15 +88,32 @@ LEFT JOIN orders o ON o.store_id = h.store_id AND o.order_id = h.order_id
 WHERE h.stale = 1
 ORDER BY h.seq DESC
 """,
-    # 3a. Retries and duplicates per order.
+    # 3a. Retries and duplicates per order. An order is listed when one of its events has
+    # two attempts. The writer gives an event one 'appended' delivery at most (in the
+    # transaction that appends it), so the second attempt is a duplicate or a rejected
+    # one: the view starts from those few (outcome index) and reads only their orders'
+    # events and deliveries, not the whole log. The HAVING still decides, so an order
+    # reached this way that does not qualify is dropped.
     "reconcile_deliveries_per_order": f"""
-WITH attempts AS (
+WITH rejected_seen AS (  -- refused attempts whose exact bytes are in the log after all
     SELECT e.store_id, e.order_id, e.seq AS event_seq, d.outcome, d.received_at
-    FROM deliveries d JOIN events e ON e.seq = d.seq
-    UNION ALL
-    SELECT e.store_id, e.order_id, e.seq, d.outcome, d.received_at
     FROM deliveries d JOIN events e ON e.payload_sha256 = d.payload_sha256
     WHERE d.seq IS NULL AND d.outcome = 'rejected' AND e.type = {_SNAPSHOT}
+),
+touched AS (
+    SELECT e.store_id, e.order_id
+    FROM deliveries d JOIN events e ON e.seq = d.seq
+    WHERE d.outcome IN ('duplicate', 'rejected')
+    UNION
+    SELECT store_id, order_id FROM rejected_seen
+),
+attempts AS (
+    SELECT e.store_id, e.order_id, e.seq AS event_seq, d.outcome, d.received_at
+    FROM touched t  -- IS, not =: GROUP BY puts events without an order id together too
+    JOIN events e ON e.order_id IS t.order_id AND e.store_id = t.store_id
+    JOIN deliveries d ON d.seq = e.seq
+    UNION ALL
+    SELECT * FROM rejected_seen
 )
 SELECT store_id, order_id,
        count(*) AS deliveries,
