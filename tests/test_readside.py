@@ -41,7 +41,7 @@ from ledger.readside import (
     make_datasette,
     reindent_json,
 )
-from ledger.schema import connect
+from ledger.schema import connect, ensure_schema
 from ledger.settings import Settings
 from ledger.startup import open_ledger
 from ledger.store import Delivery, read_head, record_folder_name, record_rejection
@@ -602,6 +602,37 @@ def test_deliveries_per_order_returns_what_the_plain_definition_returns(tmp_path
     assert [r["deliveries"] for r in got if r["order_id"] is None] == [2]
     assert {"4100097"} <= {r["order_id"] for r in got} - {"4100096"}
     assert 0 < len([r for r in got if r["order_id"] is not None]) < orders
+
+
+def query_plan(db: Path, view: str) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM {view} LIMIT 101")]
+    finally:
+        conn.close()
+
+
+def test_views_for_big_logs_read_through_indexes(ledger: Ledger) -> None:
+    """On a million events, a full scan of deliveries or events, or a table lookup per
+    movement, turns these pages from milliseconds into seconds."""
+    per_order = query_plan(ledger.db, "reconcile_deliveries_per_order")
+    assert [s for s in per_order if re.match(r"SCAN (d|e|deliveries|events)\b", s)] == []
+    drift = query_plan(ledger.db, "reconcile_inventory_drift")
+    assert "SCAN inventory_movements USING COVERING INDEX read_inventory_movements_sums" in drift
+
+
+def test_a_replaced_index_is_dropped_at_start(ledger: Ledger, tmp_path: Path) -> None:
+    old = copy_db(ledger.db, tmp_path / "ledger.db")
+    conn = connect(str(old))
+    try:
+        conn.execute("DROP INDEX read_inventory_movements_sums")
+        conn.execute("CREATE INDEX read_inventory_movements_code ON inventory_movements (code)")
+        ensure_schema(conn)
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        conn.close()
+    assert "read_inventory_movements_sums" in names
+    assert "read_inventory_movements_code" not in names
 
 
 def test_open_orders_not_updated_takes_days(ledger: Ledger) -> None:
