@@ -12,6 +12,7 @@ import hashlib
 import html
 import io
 import json
+import random
 import re
 import sqlite3
 import time
@@ -40,7 +41,7 @@ from ledger.readside import (
     make_datasette,
     reindent_json,
 )
-from ledger.schema import connect
+from ledger.schema import connect, ensure_schema
 from ledger.settings import Settings
 from ledger.startup import open_ledger
 from ledger.store import Delivery, read_head, record_folder_name, record_rejection
@@ -468,6 +469,170 @@ def test_inventory_drift_view_finds_a_projection_gone_wrong(ledger: Ledger, tmp_
     assert [(r["code"], r["inventory_open"] - r["movements_open"]) for r in rows] == [
         ("TOTE-NAT-01", 3)
     ]
+
+
+# The definition reconcile_deliveries_per_order had before it was made fast: it joins every
+# delivery to its event, so it reads the whole log, but it is plainly right. The fast view
+# must return exactly its rows.
+DELIVERIES_PER_ORDER_ORACLE = """
+WITH attempts AS (
+    SELECT e.store_id, e.order_id, e.seq AS event_seq, d.outcome, d.received_at
+    FROM deliveries d JOIN events e ON e.seq = d.seq
+    UNION ALL
+    SELECT e.store_id, e.order_id, e.seq, d.outcome, d.received_at
+    FROM deliveries d JOIN events e ON e.payload_sha256 = d.payload_sha256
+    WHERE d.seq IS NULL AND d.outcome = 'rejected' AND e.type = 'OrderSnapshotReceived'
+)
+SELECT store_id, order_id,
+       count(*) AS deliveries,
+       count(DISTINCT event_seq) AS snapshots,
+       sum(outcome = 'appended') AS appended,
+       sum(outcome = 'duplicate') AS duplicates,
+       sum(outcome = 'rejected') AS rejected_then_seen,
+       min(received_at) AS first_received_at,
+       max(received_at) AS last_received_at
+FROM attempts
+GROUP BY store_id, order_id
+HAVING count(*) > count(DISTINCT event_seq)
+ORDER BY last_received_at DESC
+"""
+
+OTHER_STORE, OTHER_KEY = "70999", "other-api-key"
+
+
+def _troubled_ledger(db: Path) -> None:
+    """Two stores sharing order ids; snapshots posted once, retried, resubmitted, refused
+    first (once or twice) and accepted later, refused and never accepted, the same bytes
+    in both stores; and delivery rows inserted by hand that the receiver never writes."""
+    stores = {STORE_ID: API_KEY, OTHER_STORE: OTHER_KEY}
+    key = open_ledger(Settings(db_path=db, stores=stores))
+    rng = random.Random(20251128)
+    clock = iter(range(10_000))
+
+    def delivery(store_id: str) -> Delivery:
+        n = next(clock)
+        at = f"2025-06-{1 + n // 1440:02d}T{n // 60 % 24:02d}:{n % 60:02d}:00.000000Z"
+        return Delivery(at, "127.0.0.1", "POST", "application/x-www-form-urlencoded", 2000,
+                        store_id)  # fmt: skip
+
+    def refuse(store_id: str, payload: bytes | None) -> None:
+        sha = hashlib.sha256(payload).hexdigest() if payload is not None else None
+        reason = "X-ORDER-DESK-HASH does not match the order"
+        record_rejection(conn, delivery(store_id), 403, reason, sha)
+
+    conn = connect(str(db))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        head = read_head(conn)
+        posts = []
+        for n in range(12):
+            order_id = str(4100000 + n % 8)  # orders 0-3 exist in both stores
+            store_id, api_key = (STORE_ID, API_KEY) if n < 8 else (OTHER_STORE, OTHER_KEY)
+            for version in range(1 + n % 3):
+                updated = f"2025-05-{1 + version:02d} 10:00:00"
+                payload = order_json(order_id, added="2025-05-01 09:00:00", updated=updated,
+                                     items=[(f"SKU-{n}", 1000, 1 + version)])  # fmt: skip
+                posts.append((store_id, api_key, payload))
+        shared = order_json("4100099", added="2025-05-01 09:00:00",
+                            updated="2025-05-01 09:00:00", items=[("SKU-X", 500, 1)])  # fmt: skip
+        posts += [(STORE_ID, API_KEY, shared), (OTHER_STORE, OTHER_KEY, shared)]
+        rng.shuffle(posts)
+        for store_id, api_key, payload in posts:
+            for _ in range(rng.choice([0, 0, 0, 1, 2])):  # refused first, then accepted
+                refuse(store_id, payload)
+            snap = verify_post(payload, store_id, sign(api_key, payload), stores)
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):  # then retried or resubmitted
+                store_snapshot(conn, key, head, delivery(store_id), snap)
+        refuse(STORE_ID, shared)  # its bytes are events in both stores
+        refuse(STORE_ID, b'{"id": "4100098"}')  # never accepted
+        refuse(STORE_ID, None)  # no order field at all
+        once = {}
+        for order_id in ("4100096", "4100097"):  # posted once, nothing else
+            payload = order_json(order_id, added="2025-05-01 09:00:00",
+                                 updated="2025-05-01 09:00:00", items=[("SKU-Q", 700, 1)])  # fmt: skip
+            snap = verify_post(payload, STORE_ID, sign(API_KEY, payload), stores)
+            once[order_id] = store_snapshot(conn, key, head, delivery(STORE_ID), snap).seq
+        # By hand: repeated deliveries of events without an order id (and without an
+        # appended delivery), a refused delivery that names a seq, and one carrying the
+        # sha of an event that is not a snapshot.
+        folder_seqs = [
+            record_folder_name(conn, key, head, store, 48204, "Canceled")
+            for store in (STORE_ID, OTHER_STORE)
+        ]
+        insert = (
+            "INSERT INTO deliveries (received_at, method, store_id, outcome, http_status, seq,"
+            " payload_sha256) VALUES (?, 'POST', ?, ?, 200, ?, ?)"
+        )
+
+        def by_hand(outcome: str, seq: int | None, sha: str | None = None) -> None:
+            conn.execute(insert, (delivery(STORE_ID).received_at, STORE_ID, outcome, seq, sha))
+
+        by_hand("duplicate", folder_seqs[0])
+        by_hand("duplicate", folder_seqs[0])
+        by_hand("duplicate", folder_seqs[1])
+        folder_sha = conn.execute(
+            "SELECT payload_sha256 FROM events WHERE seq = ?", (folder_seqs[1],)
+        ).fetchone()[0]
+        by_hand("rejected", None, folder_sha)
+        by_hand("rejected", once["4100097"])
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def test_deliveries_per_order_returns_what_the_plain_definition_returns(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    _troubled_ledger(db)
+    got = view_rows(db, "reconcile_deliveries_per_order")
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        expected = conn.execute(DELIVERIES_PER_ORDER_ORACLE).fetchall()
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+    finally:
+        conn.close()
+    assert [r.keys() for r in got[:1]] == [r.keys() for r in expected[:1]]
+    assert sorted(map(tuple, got), key=repr) == sorted(map(tuple, expected), key=repr)
+    last = [r["last_received_at"] for r in got]
+    assert last == sorted(last, reverse=True)
+    # The ledger has every case in it, and orders that do not qualify.
+    assert {r["store_id"] for r in got} == {STORE_ID, OTHER_STORE}
+    assert any(r["duplicates"] for r in got) and any(r["rejected_then_seen"] for r in got)
+    assert any(r["rejected_then_seen"] > 1 for r in got)
+    assert [r["deliveries"] for r in got if r["order_id"] is None] == [2]
+    assert {"4100097"} <= {r["order_id"] for r in got} - {"4100096"}
+    assert 0 < len([r for r in got if r["order_id"] is not None]) < orders
+
+
+def query_plan(db: Path, view: str) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM {view} LIMIT 101")]
+    finally:
+        conn.close()
+
+
+def test_views_for_big_logs_read_through_indexes(ledger: Ledger) -> None:
+    """On a million events, a full scan of deliveries or events, or a table lookup per
+    movement, turns these pages from milliseconds into seconds."""
+    per_order = query_plan(ledger.db, "reconcile_deliveries_per_order")
+    assert [s for s in per_order if re.match(r"SCAN (d|e|deliveries|events)\b", s)] == []
+    drift = query_plan(ledger.db, "reconcile_inventory_drift")
+    assert "SCAN inventory_movements USING COVERING INDEX read_inventory_movements_sums" in drift
+
+
+def test_a_replaced_index_is_dropped_at_start(ledger: Ledger, tmp_path: Path) -> None:
+    old = copy_db(ledger.db, tmp_path / "ledger.db")
+    conn = connect(str(old))
+    try:
+        conn.execute("DROP INDEX read_inventory_movements_sums")
+        conn.execute("CREATE INDEX read_inventory_movements_code ON inventory_movements (code)")
+        ensure_schema(conn)
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        conn.close()
+    assert "read_inventory_movements_sums" in names
+    assert "read_inventory_movements_code" not in names
 
 
 def test_open_orders_not_updated_takes_days(ledger: Ledger) -> None:
