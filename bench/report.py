@@ -18,6 +18,10 @@ def _target(
     return {"target": name, "value": value, "limit": f"{op} {limit:g}{unit}", "met": ok}
 
 
+def _target_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     ingest = r.get("ingest")
@@ -78,6 +82,8 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     readside = r.get("readside")
     if readside:
         for name, page in readside["pages"].items():
+            if page["target_p99_ms"] is None:
+                continue
             out.append(
                 _target(
                     f"Datasette {name} p99 (ms)", page["p99_ms"], page["target_p99_ms"], "<=", " ms"
@@ -207,7 +213,7 @@ def markdown(r: dict[str, Any]) -> str:
             statuses = ", ".join(f"{k}x{v}" for k, v in p["statuses"].items())
             lines.append(
                 f"| {name} | {_f(p['p50_ms'])} | {_f(p['p99_ms'])} |"
-                f" {p['target_p99_ms']:g} | {statuses} | `{p['example']}` |"
+                f" {_target_ms(p['target_p99_ms'])} | {statuses} | `{p['example']}` |"
             )
         csv = readside["orders_csv"]
         lines += [

@@ -17,6 +17,7 @@ checks agree.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -147,6 +148,12 @@ class LedgerDatasette(Datasette):  # type: ignore[misc]
         if plugin_name == "datasette-auth-passwords":
             return copy.deepcopy(self.ledger_auth) if self.ledger_auth else None
         return super().plugin_config(plugin_name, database, table, fallback)
+
+    @functools.cached_property
+    def currency_symbol(self) -> str:
+        # Read once: render_cell runs for every cell, and plugin_config walks the metadata.
+        config = self.plugin_config(PLUGIN) or {}
+        return str(config.get("currency_symbol", ""))
 
 
 def make_datasette(
@@ -397,13 +404,8 @@ class _Hooks:
     ) -> Markup | None:
         if not isinstance(datasette, LedgerDatasette):
             return None
-        config = datasette.plugin_config(PLUGIN) or {}
         return render_value(
-            value,
-            column,
-            table,
-            datasette.urls.database(database),
-            str(config.get("currency_symbol", "")),
+            value, column, table, datasette.urls.database(database), datasette.currency_symbol
         )
 
     @_hook

@@ -43,7 +43,7 @@ SELECT store_id, order_id, order_updated_at, state, folder_name, source_name,
          AS total_difference_cents,
        totals_problem AS problem,
        seq
-FROM orders
+FROM orders INDEXED BY read_orders_totals_problem  -- never a scan, whatever the plan
 WHERE totals_problem IS NOT NULL
 ORDER BY order_updated_at DESC, seq DESC
 """,
@@ -200,10 +200,13 @@ RETIRED_INDEXES = ("read_inventory_movements_code",)
 
 
 def ensure_views(conn: sqlite3.Connection) -> None:
-    for name, select in VIEWS.items():
+    """Recreate the views and the read-side indexes (idempotent, inside a transaction)."""
+    for name in VIEWS:
         conn.execute(f"DROP VIEW IF EXISTS {name}")
-        conn.execute(f"CREATE VIEW {name} AS {select}")
     for name in RETIRED_INDEXES:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
     for name, target in INDEXES.items():
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+    # after the indexes: a view may name one (INDEXED BY)
+    for name, select in VIEWS.items():
+        conn.execute(f"CREATE VIEW {name} AS {select}")

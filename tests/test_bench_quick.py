@@ -46,7 +46,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert rebuild["rebuild_s"] > 0 and rebuild["floor_s"] > 0 and rebuild["verify_s"] > 0
     assert rebuild["verify_output"].startswith("intact")
     pages = results["readside"]["pages"]
-    assert {"order_lookup_row", "orders_table", "orders_facets", "order_history"} <= set(pages)
+    assert {"order_lookup_row", "orders_table", "orders_facet", "order_history"} <= set(pages)
     assert all(p["statuses"] == {"200": p["samples"]} for p in pages.values())
     assert results["readside"]["orders_csv"]["rows"] == results["history"]["orders"]
     assert results["memory"]["serve_peak_rss_mb"] > 0
