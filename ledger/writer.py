@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import sqlite3
@@ -183,27 +184,92 @@ def writer_process(pipe: Connection, db_path: str, key: bytes, busy_timeout_ms: 
     committer.close()
 
 
+# Past this much WAL the committer finishes the checkpoint itself, so that the WAL
+# starts over from its beginning (a checkpoint running beside a busy writer never
+# catches up with it) and the file stays bounded.
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+CHECKPOINT_EVERY_S = 0.2
+
+
+class Checkpointer:
+    """Copies committed WAL pages back into the database beside the committer.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold. On
+    a large file that means writing ~1,000 pages to scattered places of the file, and
+    fsyncing it, while every request of the batch waits. A PASSIVE checkpoint from a
+    second connection does the same work without blocking the writer, and sqlite3
+    releases the GIL while it runs.
+    """
+
+    def __init__(self, db_path: str, busy_timeout_ms: int) -> None:
+        self._db_path = db_path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while not self._stop.wait(CHECKPOINT_EVERY_S):
+            try:
+                conn = conn or connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the committer reports storage faults itself
+                log.warning("background checkpoint failed: %s", exc)
+                with contextlib.suppress(sqlite3.Error):
+                    if conn is not None:
+                        conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+
 class BatchCommitter:
     """One write connection; one transaction per batch, one savepoint per job."""
 
     def __init__(self, db_path: str, key: bytes, busy_timeout_ms: int) -> None:
         self._db_path = db_path
+        self._wal_path = db_path + "-wal"
         self._key = key
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def open(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
+            conn = connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's job
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+            self._conn = conn
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self._db_path, self._busy_timeout_ms)
+            self._checkpointer.start()
         return self._conn
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 self._conn.close()
         self._conn = None
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        try:
+            size = os.path.getsize(self._wal_path)
+        except OSError:
+            return
+        if size > WAL_LIMIT_BYTES:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def commit(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
@@ -220,6 +286,8 @@ class BatchCommitter:
             log.error("batch of %d not committed: %s", len(jobs), exc)
             self.close()
             return [(False, StorageUnavailable(f"database unavailable: {exc}"))] * len(jobs)
+        with contextlib.suppress(sqlite3.Error):  # committed already: answers stand
+            self._bound_wal(conn)
         return results
 
     def _one(self, conn: sqlite3.Connection, job: Job, head: store.Head) -> tuple[bool, Any]:

@@ -1,0 +1,65 @@
+"""The writer's checkpoints: off the commit path, and the WAL stays bounded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger import store, writer
+from ledger.settings import Settings
+from ledger.startup import open_ledger
+from ledger.verify import STANDARD, Snapshot
+
+from .helpers import API_KEY, STORE_ID
+
+
+def job(n: int) -> store.AppendSnapshot:
+    payload = json.dumps({"id": str(n), "date_updated": "2025-01-01 00:00:00", "pad": "x" * 3000})
+    snapshot = Snapshot(
+        STORE_ID, payload, hashlib.sha256(payload.encode()).hexdigest(), str(n), None, STANDARD
+    )
+    delivery = store.Delivery(store.utcnow(), "127.0.0.1", "POST", None, len(payload), STORE_ID)
+    return store.AppendSnapshot(delivery, snapshot)
+
+
+def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "WAL_LIMIT_BYTES", 512 * 1024)
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY_S", 3600.0)  # the limit alone, first
+    db = tmp_path / "ledger.db"
+    key = open_ledger(Settings(db_path=db, stores={STORE_ID: API_KEY}))
+    committer = writer.BatchCommitter(str(db), key, 10_000)
+    try:
+        conn = committer.open()
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        biggest = 0
+        for start in range(0, 400, 8):
+            results = committer.commit([job(n) for n in range(start, start + 8)])
+            assert all(ok for ok, _ in results)
+            biggest = max(biggest, os.path.getsize(f"{db}-wal"))
+        # one batch of eight ~3 KB events writes well under 512 KB of WAL
+        assert biggest < 2 * writer.WAL_LIMIT_BYTES
+    finally:
+        committer.close()
+
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY_S", 0.05)
+    committer = writer.BatchCommitter(str(db), key, 10_000)
+    try:
+        committer.open()
+        before = db.stat().st_size
+        assert committer.commit([job(n) for n in range(400, 408)])[0][0]
+        # committed pages live in the WAL until a checkpoint copies them into the file
+        deadline = time.monotonic() + 10
+        while db.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.stat().st_size > before, "the background checkpoint copied the new pages"
+    finally:
+        committer.close()
+    assert store.read_head(sqlite3.connect(db)).seq == 408
