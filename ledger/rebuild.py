@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import multiprocessing
 import os
 import sqlite3
 import tempfile
@@ -24,7 +25,6 @@ from .schema import (
     create_projection_tables,
     create_projection_triggers,
     drop_projections,
-    ensure_projection_schema,
 )
 from .store import (
     CHECKPOINT,
@@ -132,7 +132,11 @@ def _replay_order(
     state: project.OrderState | None = None
     current: project.OrderView | None = None
     count = 0
-    for event in heapq.merge(events, folders.of_store(store_id), key=lambda e: e.seq):
+    snapshots = list(events)  # one order's: a handful
+    # A naming before the order's first snapshot finds no order to rename (most of them).
+    namings = [f for f in folders.of_store(store_id) if f.seq > snapshots[0].seq]
+    merged = heapq.merge(snapshots, namings, key=lambda e: e.seq) if namings else snapshots
+    for event in merged:
         if event.type == FOLDER_NAMED:
             folder_id, folder_name = folders.named(event)
             if state is not None and state.folder_id == folder_id:
@@ -159,14 +163,29 @@ def _replay_order(
     return count
 
 
+# Below this many events a pool of processes costs more than it saves.
+PARALLEL_FROM = 50_000
+ORDERS_PER_TASK = 2_000
+
+
+def default_workers(events: int) -> int:
+    return (os.cpu_count() or 1) if events >= PARALLEL_FROM else 0
+
+
 def _project_into(
-    scratch: Path, live: sqlite3.Connection, until: int, progress: Progress | None
+    scratch: Path,
+    live: sqlite3.Connection,
+    db_path: Path,
+    until: int,
+    progress: Progress | None,
+    workers: int,
 ) -> None:
-    """Project events 1..until, read in ``live``'s open read transaction, into fresh tables.
+    """Project events 1..until into fresh tables in ``scratch``.
 
     Events are replayed order by order (the index on order id, store, seq gives them in
-    that order without sorting), through the same fold as live appends; memory holds one
-    order.
+    that order without sorting), through the same fold as live appends. Orders are
+    independent of each other, so with ``workers`` the folds of ranges of orders run in
+    that many processes, each reading the log itself; rows come back in range order.
     Movements are staged and then inserted in seq order, so the triggers that keep
     ``inventory`` see them exactly as they saw them live.
     """
@@ -174,26 +193,29 @@ def _project_into(
     try:
         out.execute("PRAGMA journal_mode = OFF")  # a scratch file: on any failure it is discarded
         out.execute("PRAGMA synchronous = OFF")
-        ensure_projection_schema(out)
+        # Only the tables and their primary keys: nothing here reads by another index.
+        create_projection_tables(out, indexes=False)
+        create_projection_triggers(out)
         out.execute(
             "CREATE TEMP TABLE staged_movements AS SELECT * FROM inventory_movements LIMIT 0"
         )
-        folders = _FolderNames(list(iter_events(live, until=until, kind=FOLDER_NAMED)))
+        folder_events = list(iter_events(live, until=until, kind=FOLDER_NAMED))
+        folders = _FolderNames(folder_events)
         rows = _Rows()
         out.execute("BEGIN")
         rows.add(UPSERT_FOLDER, [folder_row(e, folders.bodies[e.seq]) for e in folders.events])
         done = len(folders.events)
-        snapshots = iter_events(live, until=until, kind=ORDER_SNAPSHOT, by_order=True)
-        for (store_id, order_id), events in groupby(
-            snapshots, key=lambda e: (e.store_id, e.order_id)
-        ):
-            assert order_id is not None
-            done += _replay_order(store_id, order_id, events, folders, rows)
-            if rows.count >= FLUSH_ROWS:
-                rows.write(out)
-                if progress:
-                    progress(done)
-                    done = 0
+        ranges = _order_ranges(live, until)
+        with _replayer(str(db_path), until, folder_events, workers) as replay:
+            for by_sql, count in replay(ranges):
+                for sql, found in by_sql.items():
+                    rows.add(sql, found)
+                done += count
+                if rows.count >= FLUSH_ROWS:
+                    rows.write(out)
+                    if progress:
+                        progress(done)
+                        done = 0
         rows.write(out)
         out.execute(
             "INSERT INTO inventory_movements SELECT * FROM temp.staged_movements"
@@ -206,6 +228,69 @@ def _project_into(
             progress(done)
     finally:
         out.close()
+
+
+OrderRange = tuple[str, str]
+Replayed = tuple[dict[str, list[tuple[Any, ...]]], int]
+
+
+def _order_ranges(live: sqlite3.Connection, until: int) -> Iterator[OrderRange]:
+    """Consecutive ranges of ORDERS_PER_TASK order ids, from the index alone."""
+    cursor = live.execute(
+        "SELECT DISTINCT order_id FROM events WHERE order_id IS NOT NULL AND +seq <= ?"
+        " ORDER BY order_id",
+        (until,),
+    )
+    first = last = None
+    count = 0
+    for (order_id,) in cursor:
+        first = order_id if first is None else first
+        last = order_id
+        count += 1
+        if count == ORDERS_PER_TASK:
+            yield first, last
+            first, count = None, 0
+    if first is not None and last is not None:
+        yield first, last
+
+
+# One per process: the worker's read connection and what every range needs.
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(db_path: str, until: int, folder_events: list[StoredEvent]) -> None:
+    _worker.update(
+        conn=connect(db_path, readonly=True), until=until, folders=_FolderNames(folder_events)
+    )
+
+
+def _replay_range(orders: OrderRange) -> Replayed:
+    rows = _Rows()
+    count = 0
+    snapshots = iter_events(
+        _worker["conn"], until=_worker["until"], kind=ORDER_SNAPSHOT, by_order=True, orders=orders
+    )
+    for (store_id, order_id), events in groupby(snapshots, key=lambda e: (e.store_id, e.order_id)):
+        assert order_id is not None
+        count += _replay_order(store_id, order_id, events, _worker["folders"], rows)
+    return dict(rows.by_sql), count
+
+
+@contextmanager
+def _replayer(
+    db_path: str, until: int, folder_events: list[StoredEvent], workers: int
+) -> Iterator[Callable[[Iterable[OrderRange]], Iterator[Replayed]]]:
+    """Replay ranges of orders in this process, or in a pool of ``workers`` processes."""
+    if workers <= 0:
+        _init_worker(db_path, until, folder_events)
+        try:
+            yield lambda ranges: map(_replay_range, ranges)
+        finally:
+            _worker.pop("conn").close()
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, _init_worker, (db_path, until, folder_events)) as pool:
+        yield lambda ranges: pool.imap(_replay_range, ranges)
 
 
 def _columns(conn: sqlite3.Connection, schema: str, table: str) -> str:
@@ -236,14 +321,18 @@ def event_count(db_path: Path) -> int:
         conn.close()
 
 
-def check(db_path: Path, progress: Progress | None = None) -> list[Difference]:
+def check(
+    db_path: Path, progress: Progress | None = None, workers: int | None = None
+) -> list[Difference]:
     """Rebuild into a scratch file and compare with the live tables; change nothing."""
     with _scratch_file(db_path) as scratch:
         live = connect(str(db_path), readonly=True)
         try:
             live.execute("ATTACH ? AS scratch", (str(scratch),))
             live.execute("BEGIN")  # one snapshot of the log and the live tables
-            _project_into(scratch, live, checkpoint(live), progress)
+            until = checkpoint(live)
+            workers = default_workers(until) if workers is None else workers
+            _project_into(scratch, live, db_path, until, progress, workers)
             differences = _compare(live)
             live.execute("COMMIT")
             return differences
@@ -251,7 +340,7 @@ def check(db_path: Path, progress: Progress | None = None) -> list[Difference]:
             live.close()
 
 
-def rebuild(db_path: Path, progress: Progress | None = None) -> int:
+def rebuild(db_path: Path, progress: Progress | None = None, workers: int | None = None) -> int:
     """Recompute every projection from the log; swap them in in one transaction."""
     with _scratch_file(db_path) as scratch:
         conn = connect(str(db_path))
@@ -259,19 +348,21 @@ def rebuild(db_path: Path, progress: Progress | None = None) -> int:
             conn.execute("ATTACH ? AS scratch", (str(scratch),))
             conn.execute("BEGIN")
             until = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-            _project_into(scratch, conn, until, progress)
+            workers = default_workers(until) if workers is None else workers
+            _project_into(scratch, conn, db_path, until, progress, workers)
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # New tables, whatever shape the old ones had; the triggers come after the
                 # copy, because inventory and daily totals arrive whole.
                 drop_projections(conn)
-                create_projection_tables(conn)
+                create_projection_tables(conn, indexes=False)
                 for table in PROJECTION_TABLES:
                     cols = _columns(conn, "scratch", table)
                     conn.execute(
                         f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM scratch.{table}"
                     )
+                create_projection_tables(conn)  # now the indexes, each in one sorted pass
                 create_projection_triggers(conn)
                 ensure_views(conn)  # the read side's indexes went with the tables
                 catch_up(conn)  # events appended while the scratch copy was built

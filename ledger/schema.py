@@ -337,14 +337,18 @@ def connect(
     return conn
 
 
-def ensure_projection_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(PROJECTION_DDL + PROJECTION_TRIGGERS)
-
-
-def create_projection_tables(conn: sqlite3.Connection) -> None:
-    """The projection tables and their indexes, without the triggers (inside a transaction)."""
+def create_projection_tables(conn: sqlite3.Connection, *, indexes: bool = True) -> None:
+    """The projection tables, without their triggers; their secondary indexes unless a
+    bulk load comes first (an index built over a filled table is a sort, not a million
+    scattered inserts)."""
     for statement in _statements(PROJECTION_DDL):
-        conn.execute(statement)
+        if indexes or _is_create_table(statement):
+            conn.execute(statement)
+
+
+def _is_create_table(statement: str) -> bool:
+    code = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+    return code.lstrip().startswith("CREATE TABLE")
 
 
 def create_projection_triggers(conn: sqlite3.Connection) -> None:

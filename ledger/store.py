@@ -398,11 +398,16 @@ def iter_events(
     kind: str | None = None,
     *,
     by_order: bool = False,
+    orders: tuple[str, str] | None = None,
     chunk: int = 2000,
 ) -> Iterator[StoredEvent]:
-    """Stream events (never the whole log in memory), in seq order or order by order."""
+    """Stream events (never the whole log in memory), in seq order or order by order;
+    ``orders`` limits them to an inclusive range of order ids."""
     where: list[str] = ["+seq > ?"]
     params: list[object] = [after]
+    if orders is not None:
+        where.append("order_id BETWEEN ? AND ?")
+        params.extend(orders)
     if until is not None:
         where.append("+seq <= ?")  # '+': the range must not steer SQLite off the index
         params.append(until)

@@ -440,3 +440,35 @@ def test_a_file_from_a_newer_version_is_refused(settings: Settings) -> None:
         f"Error: the file is of schema version {SCHEMA_VERSION + 1}; this ledger knows up to"
         f" {SCHEMA_VERSION}: upgrade orderdesk-ledger"
     )
+
+
+def test_a_rebuild_in_worker_processes_equals_the_live_projections(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[type-arg]
+    name_folders(settings)
+    for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
+        assert client.post("/orderdesk", **form(sample(name))).status_code == 200
+    more = [
+        {"id": str(5000 + n), "date_updated": f"2025-04-0{1 + stage} 10:00:00",
+         "folder_id": 48201 + stage + n % 2, "order_total": 10 + n,
+         "order_items": [{"code": f"SKU-{n % 3}", "quantity": 1 + stage, "price": 10 + n}]}
+        for n in range(12) for stage in range(3)
+    ]  # fmt: skip
+    post_all(settings, [encode(b) for b in more])
+    db = settings.db_path
+    # a naming after the orders arrived renames (and here cancels) some of them
+    canceled = "SELECT count(*) FROM orders WHERE state = 'canceled'"
+    before = rows(db, canceled)
+    key = open_ledger(settings)
+    conn = connect(str(db))
+    conn.execute("BEGIN IMMEDIATE")
+    record_folder_name(conn, key, read_head(conn), STORE_ID, 48203, "Canceled too")
+    conn.execute("COMMIT")
+    conn.close()
+    assert rows(db, canceled) > before
+    monkeypatch.setattr(rebuild, "ORDERS_PER_TASK", 5)  # several ranges per worker
+    assert rebuild.check(db, workers=2) == []
+    live = contents(db) | {"daily": rows(db, "SELECT * FROM daily_totals")}
+    rebuild.rebuild(db, workers=2)
+    assert contents(db) | {"daily": rows(db, "SELECT * FROM daily_totals")} == live
+    assert rebuild.check(db, workers=0) == []
