@@ -147,6 +147,11 @@ class LedgerDatasette(Datasette):  # type: ignore[misc]
     ) -> Any:
         if plugin_name == "datasette-auth-passwords":
             return copy.deepcopy(self.ledger_auth) if self.ledger_auth else None
+        if plugin_name == "datasette-render-markdown":
+            # No ledger column holds markdown. The plugin (a dependency of
+            # datasette-dashboards) asks for its config for every text cell of every
+            # page, and each ask walks the metadata: ~10 ms on a page of 50 orders.
+            return {"patterns": []}
         return super().plugin_config(plugin_name, database, table, fallback)
 
     @functools.cached_property
