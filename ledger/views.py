@@ -183,7 +183,9 @@ INDEXES: dict[str, str] = {
     ),
     "read_orders_date_added": "orders (date_added)",
     "read_orders_updated": "orders (order_updated_at)",  # with date_added: orders_today
-    # the orders page's default facets count these on every load
+    # the orders page's default facets count these on every load (orders_state would
+    # do for state, but its second column makes each count ~40% slower)
+    "read_orders_state": "orders (state)",
     "read_orders_folder_name": "orders (folder_name)",
     "read_orders_source_name": "orders (source_name)",
     "read_orders_payment_status": "orders (payment_status)",
