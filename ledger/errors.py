@@ -31,3 +31,7 @@ class ChainKeyError(LedgerError):
 
 class NewerSchema(LedgerError):
     """The file was written by a newer version of the ledger."""
+
+
+class OlderSchema(LedgerError):
+    """The file's projections are of an older version than this ledger's."""

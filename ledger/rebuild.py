@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from . import project
+from .errors import OlderSchema
 from .schema import (
     PROJECTION_TABLES,
+    SCHEMA_VERSION,
     connect,
     create_projection_tables,
     create_projection_triggers,
     drop_projections,
+    file_version,
 )
 from .store import (
     CHECKPOINT,
@@ -330,6 +333,11 @@ def check(
         try:
             live.execute("ATTACH ? AS scratch", (str(scratch),))
             live.execute("BEGIN")  # one snapshot of the log and the live tables
+            if file_version(live) < SCHEMA_VERSION:
+                raise OlderSchema(
+                    "the file's projections are of an older schema version: `ledger rebuild`"
+                    " (or the next `ledger serve`) rebuilds them in the current one"
+                )
             until = checkpoint(live)
             workers = default_workers(until) if workers is None else workers
             _project_into(scratch, live, db_path, until, progress, workers)
@@ -347,6 +355,7 @@ def rebuild(db_path: Path, progress: Progress | None = None, workers: int | None
         try:
             conn.execute("ATTACH ? AS scratch", (str(scratch),))
             conn.execute("BEGIN")
+            file_version(conn)  # a newer file's projections are not ours to replace
             until = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
             workers = default_workers(until) if workers is None else workers
             _project_into(scratch, conn, db_path, until, progress, workers)
@@ -365,6 +374,7 @@ def rebuild(db_path: Path, progress: Progress | None = None, workers: int | None
                 create_projection_tables(conn)  # now the indexes, each in one sorted pass
                 create_projection_triggers(conn)
                 ensure_views(conn)  # the read side's indexes went with the tables
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # of this shape now
                 catch_up(conn)  # events appended while the scratch copy was built
                 conn.execute("COMMIT")
             except BaseException:

@@ -366,12 +366,7 @@ def ensure_schema(conn: sqlite3.Connection) -> bool:
 
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise NewerSchema(
-                f"the file is of schema version {version}; this ledger knows up to"
-                f" {SCHEMA_VERSION}: upgrade orderdesk-ledger"
-            )
+        version = file_version(conn)
         older = version < SCHEMA_VERSION and _has_table(conn, "events")
         if older:
             drop_projections(conn)
@@ -386,6 +381,17 @@ def ensure_schema(conn: sqlite3.Connection) -> bool:
         conn.execute("ROLLBACK")
         raise
     return older
+
+
+def file_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version; a file from a newer ledger is refused."""
+    version = int(conn.execute("PRAGMA main.user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise NewerSchema(
+            f"the file is of schema version {version}; this ledger knows up to"
+            f" {SCHEMA_VERSION}: upgrade orderdesk-ledger"
+        )
+    return version
 
 
 def drop_projections(conn: sqlite3.Connection) -> None:

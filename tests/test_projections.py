@@ -398,8 +398,9 @@ def test_a_signed_post_with_a_huge_integer_is_kept_and_flagged(
     ]
 
 
+@pytest.mark.parametrize("upgrade", ["start", "ledger rebuild"])
 def test_an_older_file_gets_its_projections_rebuilt_at_start(
-    client: TestClient, settings: Settings
+    client: TestClient, settings: Settings, upgrade: str
 ) -> None:  # type: ignore[type-arg]
     name_folders(settings)
     for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
@@ -421,7 +422,14 @@ def test_an_older_file_gets_its_projections_rebuilt_at_start(
     conn.commit()
     conn.close()
 
-    open_ledger(settings)
+    env = ledger_env(db)
+    checked = ledger("rebuild", "--check", env=env)
+    assert checked.returncode == 1
+    assert "older schema version: `ledger rebuild`" in checked.stderr
+    if upgrade == "start":
+        open_ledger(settings)
+    else:
+        assert ledger("rebuild", env=env).returncode == 0
 
     assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert rows(db, "SELECT * FROM events") == events, "the log is never touched"
