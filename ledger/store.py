@@ -403,13 +403,16 @@ def iter_events(
 ) -> Iterator[StoredEvent]:
     """Stream events (never the whole log in memory), in seq order or order by order;
     ``orders`` limits them to an inclusive range of order ids."""
-    where: list[str] = ["+seq > ?"]
+    # Order by order, '+' keeps the seq range from steering SQLite off the order index;
+    # in seq order the range is what finds the first row (catch_up reads a few events).
+    seq = "+seq" if by_order else "seq"
+    where: list[str] = [f"{seq} > ?"]
     params: list[object] = [after]
     if orders is not None:
         where.append("order_id BETWEEN ? AND ?")
         params.extend(orders)
     if until is not None:
-        where.append("+seq <= ?")  # '+': the range must not steer SQLite off the index
+        where.append(f"{seq} <= ?")
         params.append(until)
     if kind is not None:
         where.append("type = ?")

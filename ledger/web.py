@@ -81,14 +81,14 @@ async def receive_order(
     settings: Settings = state.settings
     writer: Writer = state.writer
     delivery = _delivery(request, store_id)
-    sha = None
+    order = None
     try:
         body = await _read_body(request, settings.body_timeout_s)
         delivery = replace(delivery, body_bytes=len(body))
         order = extract_order(body, delivery.content_type)
-        sha = hashlib.sha256(order).hexdigest()
         snapshot = verify_post(order, store_id, signature, settings.stores)
     except Rejected as exc:
+        sha = hashlib.sha256(order).hexdigest() if order is not None else None
         await _record_rejection(writer, delivery, exc, sha)
         raise
     outcome: store.Outcome = await writer.run(store.AppendSnapshot(delivery, snapshot))

@@ -18,7 +18,14 @@ from ledger import rebuild
 from ledger.schema import SCHEMA_VERSION, connect
 from ledger.settings import Settings
 from ledger.startup import open_ledger
-from ledger.store import Delivery, read_head, record_folder_name, record_snapshot, utcnow
+from ledger.store import (
+    Delivery,
+    iter_events,
+    read_head,
+    record_folder_name,
+    record_snapshot,
+    utcnow,
+)
 from ledger.verify import sign, verify_post
 
 from .helpers import API_KEY, STORE_ID, form, ledger, ledger_env, rows, sample
@@ -480,3 +487,25 @@ def test_a_rebuild_in_worker_processes_equals_the_live_projections(
     rebuild.rebuild(db, workers=2)
     assert contents(db) | {"daily": rows(db, "SELECT * FROM daily_totals")} == live
     assert rebuild.check(db, workers=0) == []
+
+
+def test_event_streams_seek_by_seq_and_replay_by_order_index(settings: Settings) -> None:
+    name_folders(settings)
+    conn = connect(str(settings.db_path), readonly=True)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+
+    def plan(stream: Any) -> str:
+        statements.clear()
+        list(stream)
+        select = next(s for s in statements if s.startswith("SELECT seq, type"))
+        return " ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {select}"))
+
+    try:
+        # catch_up at every start: from the checkpoint on, not a walk through the whole log
+        assert "SEARCH events USING INTEGER PRIMARY KEY" in plan(iter_events(conn, 3))
+        replay = plan(iter_events(conn, until=4, kind="OrderSnapshotReceived", by_order=True))
+        assert "USING INDEX events_order_store" in replay
+        assert "TEMP B-TREE" not in replay
+    finally:
+        conn.close()
