@@ -253,3 +253,15 @@ def test_form_decoding_equals_the_standard_library(value: bytes) -> None:
     from ledger.form import form_unquote
 
     assert form_unquote(value) == unquote_to_bytes(value.replace(b"+", b" "))
+
+
+def test_a_refused_post_records_the_sha_of_its_order_bytes(
+    client: TestClient, settings: Settings
+) -> None:  # type: ignore[type-arg]
+    refused = _signed(GOOD, headers={"X-ORDER-DESK-HASH": "0" * 64})
+    assert client.post("/orderdesk", **refused).status_code == 403
+    assert client.post("/orderdesk", **_raw_form(b"orders=1")).status_code == 400
+    assert rows(settings.db_path, "SELECT payload_sha256 FROM deliveries ORDER BY id") == [
+        (hashlib.sha256(GOOD).hexdigest(),),
+        (None,),  # no order field, nothing to hash
+    ]
