@@ -5,13 +5,9 @@ Served like ``ledger serve`` serves the receiver: one process, one uvicorn serve
 2048, ``log_level="info"``, access log off, lifespan on, uvicorn's default (auto)
 event loop and HTTP implementation.
 
-One deliberate difference: the listening socket is created as ``IPPROTO_TCP``, the way
-``loop.create_server(host=..., port=...)`` creates it when uvicorn binds by itself.
-asyncio only sets ``TCP_NODELAY`` on accepted connections whose socket says
-``proto == IPPROTO_TCP``; a socket made with ``socket.socket(AF_INET, SOCK_STREAM)``
-says 0, and then every keep-alive response waits ~40 ms on Nagle + delayed ACK.
-The baseline is a correctly served bare endpoint, so that cost (if the server under
-test has it) shows in the ratio instead of being hidden on both sides.
+The listening socket comes from ``ledger.serve.bind`` (``IPPROTO_TCP``, so accepted
+connections get ``TCP_NODELAY``), and the process freezes its start-up objects out of
+the garbage collector as ``ledger serve`` does.
 
     python -m bench.baseline --port 8100
 """
@@ -20,22 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
-import socket
 
 import uvicorn
 from litestar import Litestar, MediaType, Request, Response, get, post
 
-from ledger.serve import _Server
-
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    return sock
+from ledger.serve import _Server, bind
 
 
 @post("/orderdesk", status_code=200, media_type=MediaType.TEXT)
@@ -54,7 +41,9 @@ def create_app() -> Litestar:
 
 
 async def serve(host: str, port: int) -> None:
-    sock = bind(host, port)
+    sock = bind(host, port, "the baseline")
+    gc.collect()
+    gc.freeze()
     server = _Server(
         uvicorn.Config(create_app(), log_level="info", lifespan="on", access_log=False)
     )

@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 work=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+server=
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port); ds_port=$(free_port)
@@ -19,10 +20,12 @@ unset LEDGER_DATASETTE_PASSWORD LEDGER_DATASETTE_PASSWORD_HASH
 
 "$PY" -m ledger serve --port "$port" --datasette-port "$ds_port" >"$work/serve.log" 2>&1 &
 server=$!
+up=
 for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && { up=1; break; }
   sleep 0.2
 done
+[ -n "$up" ] || { echo "the server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
 
 send() { "$PY" -m ledger send --url "http://127.0.0.1:$port/orderdesk" "$@" >/dev/null; }
 "$PY" -m ledger folders set 48201 New >/dev/null

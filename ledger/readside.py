@@ -480,7 +480,7 @@ async def reconciliation_page(request: Request, datasette: Datasette) -> Respons
                 "title": query.get("title") or name,
                 "description": query.get("description") or "",
                 "url": datasette.urls.query(db.name, name),
-                "params": _named_params(query.get("sql", "")),
+                "params": named_params(query.get("sql", "")),
             }
         )
     return Response.html(
@@ -497,7 +497,8 @@ async def reconciliation_page(request: Request, datasette: Datasette) -> Respons
     )
 
 
-def _named_params(sql: str) -> list[str]:
+def named_params(sql: str) -> list[str]:
+    """The ``:name`` parameters of a canned query, in order of first use."""
     seen: list[str] = []
     for name in re.findall(r"(?<![:\w]):(\w+)", sql):
         if name not in seen:
