@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import random
 import signal
@@ -11,7 +12,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -38,16 +39,23 @@ def _event_shas(db: Path) -> set[str]:
 
 
 def _post_many(
-    base: str, payloads: list[bytes], threads: int, deadline: float
+    base: str,
+    payloads: Iterable[bytes],
+    threads: int,
+    deadline: float,
+    *,
+    answers: list[tuple[bytes, int]] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[tuple[bytes, int]]:
-    """Post every item from a pool of threads; returns (payload, status), 0 for no answer."""
-    answers: list[tuple[bytes, int]] = []
+    """Post every item from a pool of threads (until ``stop``); returns (payload, status),
+    0 for no answer, appended to ``answers`` as they come."""
+    answers = [] if answers is None else answers
     lock = threading.Lock()
     todo = iter(payloads)
 
     def worker() -> None:
         with httpx.Client(timeout=10) as http:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (stop and stop.is_set()):
                 with lock:
                     raw = next(todo, None)
                 if raw is None:
@@ -72,12 +80,18 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed(tmp_path: Path) 
     db = tmp_path / "ledger.db"
     payloads = [make_order(n) for n in range(3000)]
     server = start_server(db)
-    kill = threading.Timer(
-        random.uniform(0.8, 2.0), lambda: server.proc.send_signal(signal.SIGKILL)
+    answers: list[tuple[bytes, int]] = []
+    poster = threading.Thread(
+        target=_post_many,
+        args=(server.base, payloads, 16, time.monotonic() + 60),
+        kwargs={"answers": answers},
     )
-    kill.start()
-    answers = _post_many(server.base, payloads, threads=16, deadline=time.monotonic() + 20)
-    kill.join()
+    poster.start()
+    # mid-load on any machine: once some posts are acknowledged, not after a fixed time
+    _wait_until(lambda: _acked(answers) >= 300, timeout=60)
+    time.sleep(random.uniform(0, 0.2))
+    server.proc.send_signal(signal.SIGKILL)
+    poster.join(timeout=60)
     server.proc.wait(timeout=10)
     acked = {raw for raw, status in answers if status == 200}
     assert 0 < len(acked) < len(payloads), "the kill must land mid-load"
@@ -211,6 +225,7 @@ def test_read_only_file_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
         try:
             refused = _post(base, make_order(1))
             assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "30"
         finally:
             _chattr("-i", *files)
         assert _post(base, make_order(1)).status_code == 200
@@ -231,6 +246,7 @@ def test_a_locked_database_is_a_retryable_503_and_recovers(tmp_path: Path) -> No
         try:
             refused = _post(base, make_order(1))
             assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "30"
             assert "database is locked" in refused.text
         finally:
             holder.execute("ROLLBACK")
@@ -245,14 +261,21 @@ def test_backup_while_posting_is_a_verified_prefix(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     env = ledger_env(db)
     with running_server(db) as base:
-        stop = time.monotonic() + 30
+        answers: list[tuple[bytes, int]] = []
+        stop = threading.Event()
         poster = threading.Thread(
-            target=_post_many, args=(base, [make_order(n) for n in range(600)], 4, stop)
+            target=_post_many,
+            args=(base, (make_order(n) for n in itertools.count()), 4, time.monotonic() + 60),
+            kwargs={"answers": answers, "stop": stop},
         )
         poster.start()
-        time.sleep(0.5)
+        # posting goes on before, during and after the backup, however fast the machine
+        _wait_until(lambda: _acked(answers) >= 50, timeout=30)
         copy = tmp_path / "backup.db"
         taken = ledger("backup", str(copy), env=env)
+        after = _acked(answers)
+        _wait_until(lambda: _acked(answers) >= after + 20, timeout=30)
+        stop.set()
         poster.join(timeout=60)
     assert taken.returncode == 0, taken.stderr
     copied = rows(copy, "SELECT seq, hash FROM events ORDER BY seq")
@@ -317,7 +340,7 @@ def test_a_killed_writer_process_is_replaced(tmp_path: Path) -> None:
         assert _post(server.base, make_order(0)).status_code == 200
         (writer,) = [p for p in child_pids(server.proc.pid) if "spawn_main" in cmdline(p)]
         os.kill(writer, signal.SIGKILL)
-        time.sleep(0.2)
+        _wait_until(lambda: _gone(writer), timeout=10)
         lost = _post(server.base, make_order(1))
         assert lost.status_code == 503, "not acknowledged: Order Desk will retry"
         assert _post(server.base, make_order(1)).status_code == 200  # a new writer took over
@@ -326,6 +349,25 @@ def test_a_killed_writer_process_is_replaced(tmp_path: Path) -> None:
         assert server.stop() == 0
     assert rows(db, "SELECT count(*) FROM events") == [(3,)]
     assert ledger("verify", env=ledger_env(db)).returncode == 0
+
+
+def _acked(answers: list[tuple[bytes, int]]) -> int:
+    return sum(1 for _, status in list(answers) if status == 200)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def _gone(pid: int) -> bool:
+    """Dead: no process, or a zombie its parent has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def child_pids(pid: int) -> list[int]:
