@@ -39,6 +39,9 @@ def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
     try:
         conn = committer.open()
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        before = db.stat().st_size
+        assert all(ok for ok, _ in committer.commit([job(n) for n in range(1000, 1008)]))
+        assert db.stat().st_size == before, "below the limit a commit copies nothing back"
         biggest = 0
         for start in range(0, 400, 8):
             results = committer.commit([job(n) for n in range(start, start + 8)])
@@ -62,4 +65,8 @@ def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
         assert db.stat().st_size > before, "the background checkpoint copied the new pages"
     finally:
         committer.close()
-    assert store.read_head(sqlite3.connect(db)).seq == 408
+    conn = sqlite3.connect(db)
+    try:
+        assert store.read_head(conn).seq == 416
+    finally:
+        conn.close()
