@@ -232,7 +232,7 @@ def crawl_paths(db: Path) -> list[str]:
         if name in first_rows:
             paths.append(f"{base}/{first_rows[name]}")
             paths.append(f"{base}/{first_rows[name]}.json")
-    params = {"order_id": "3910457", "code": "PIN-SET-3", "days": "1"}
+    params = {"order_id": "3910457", "code": "PIN-SET-3", "days": "1", "after_seq": ""}
     for name, query in queries.items():
         wanted = {p: params[p] for p in re.findall(r"(?<![:\w]):(\w+)", query["sql"])}
         paths += [f"/ledger/{name}", f"/ledger/{name}?{urlencode(wanted)}"]

@@ -1,0 +1,107 @@
+"""Canned queries as an operator pages through them: real posts, the real Datasette."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from ledger.readside import make_datasette
+from ledger.settings import Settings
+from ledger.web import create_app
+
+from .helpers import API_KEY, STORE_ID, form, make_order, rows
+
+OTHER_STORE, OTHER_KEY = "99001", "other-api-key"
+SKU = "PIN-SET-3"  # on every order make_order builds
+PAGE_ROWS = 200  # metadata.yml's history_of_sku page
+
+
+def _order(n: int, version: int, pins: int) -> bytes:
+    body = json.loads(make_order(n, version=version))
+    body["order_items"][1]["quantity"] = pins
+    return json.dumps(body).encode()
+
+
+@pytest.fixture(scope="module")
+def sku_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More movements of one SKU than a page holds, in two stores, with quantity changes."""
+    db = tmp_path_factory.mktemp("sku") / "ledger.db"
+    settings = Settings(db_path=db, stores={STORE_ID: API_KEY, OTHER_STORE: OTHER_KEY})
+    # the other store's orders come first in the log but last on the pages (store order)
+    posts = [(OTHER_STORE, OTHER_KEY, _order(n, 0, 2)) for n in range(5)]
+    posts += [(STORE_ID, API_KEY, _order(n, 0, 1)) for n in range(190)]
+    posts += [(STORE_ID, API_KEY, _order(n, 1, 2 + n % 3)) for n in range(0, 60, 3)]
+    with TestClient(create_app(settings)) as client:
+        for store, key, payload in posts:
+            response = client.post("/orderdesk", **form(payload, store_id=store, api_key=key))
+            assert response.status_code == 200, response.text
+    return db
+
+
+def _running_totals(db: Path) -> list[tuple[Any, ...]]:
+    """The oracle: every movement of SKU by store and seq, with totals summed in Python."""
+    totals: dict[str, list[int]] = {}
+    out = []
+    for store, seq, *moves in rows(
+        db,
+        "SELECT store_id, seq, ordered, shipped, canceled, open FROM inventory_movements"
+        " WHERE code = ? ORDER BY store_id, seq",
+        (SKU,),
+    ):
+        total = totals.setdefault(store, [0, 0, 0, 0])
+        total[:] = [t + m for t, m in zip(total, moves, strict=True)]
+        out.append((store, seq, *total))
+    return out
+
+
+async def _walk(db: Path, query: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """Follow the "next" links from the first page; the rows of every page, and page sizes."""
+    ds = make_datasette(db)
+    seen: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    while query is not None and len(sizes) < 10:
+        page = await ds.client.get(f"/ledger/history_of_sku?{query}")
+        data = await ds.client.get(f"/ledger/history_of_sku.json?{query}&_shape=array")
+        assert page.status_code == data.status_code == 200
+        seen += data.json()
+        sizes.append(len(data.json()))
+        link = re.search(r'<p class="next-page"><a href="\?([^"]+)">', page.text)
+        query = html.unescape(link.group(1)) if link else None
+    return seen, sizes
+
+
+def test_history_of_sku_pages_carry_running_totals_over(sku_ledger: Path) -> None:
+    seen, sizes = asyncio.run(_walk(sku_ledger, f"code={SKU}"))
+    expected = _running_totals(sku_ledger)
+    assert len(expected) > PAGE_ROWS + 10  # the second page starts deep in store one
+    assert sizes == [PAGE_ROWS, len(expected) - PAGE_ROWS]
+    got = [
+        (r["store_id"], r["seq"], r["ordered_after"], r["shipped_after"], r["canceled_after"],
+         r["open_after"])
+        for r in seen
+    ]  # fmt: skip
+    assert got == expected
+    # the last totals of each store are that store's inventory row
+    last = {store: total for store, _, *total in expected}
+    inventory = rows(
+        sku_ledger,
+        "SELECT store_id, ordered, shipped, canceled, open FROM inventory WHERE code = ?",
+        (SKU,),
+    )
+    assert {store: list(total) for store, *total in inventory} == last
+    assert {r["cause"] for r in seen} == {"OrderSnapshotReceived"}
+    assert all(r["moved_at"] for r in seen)
+
+
+def test_history_of_sku_starts_over_on_an_unusable_after_seq(sku_ledger: Path) -> None:
+    first, _ = asyncio.run(_walk(sku_ledger, f"code={SKU}&after_seq=not-a-number"))
+    assert first[0]["seq"] == _running_totals(sku_ledger)[0][1]
+    none, sizes = asyncio.run(_walk(sku_ledger, "code=NO-SUCH-SKU"))
+    assert (none, sizes) == ([], [0])
