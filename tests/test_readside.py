@@ -15,7 +15,6 @@ import json
 import random
 import re
 import sqlite3
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -718,9 +717,7 @@ def csv_rows(response: httpx.Response) -> list[list[str]]:
 
 def test_csv_exports_hold_every_row(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    started = time.monotonic()
     _bulk_ledger(db)
-    built = time.monotonic() - started
     conn = sqlite3.connect(db)
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     counts = {
@@ -748,7 +745,6 @@ def test_csv_exports_hold_every_row(tmp_path: Path) -> None:
     # The reason complete exports are views: a canned query's CSV stops at the limit.
     capped = run(ds.client.get("/ledger/open_orders_not_updated.csv?days=1&_stream=on"))
     assert len(csv_rows(capped)) == limit < counts["orders"]
-    assert built < 60
 
 
 # --- access ---------------------------------------------------------------------------------
