@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .pool import read_pool
+from .stats import percentile
 
 LUA = Path(__file__).resolve().parent / "wrk" / "post.lua"
 
@@ -102,23 +103,17 @@ async def _client(
     started = time.perf_counter()
     await asyncio.gather(*(one_connection() for _ in range(connections)))
     seconds = time.perf_counter() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        if not latencies:
-            return 0.0
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
-
+    ms = [latency * 1000 for latency in latencies]
     return {
         "client": "python-asyncio",
         "requests": len(latencies),
         "seconds": seconds,
         "rps": len(latencies) / seconds if seconds else 0.0,
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+        "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms, default=0.0),
+        "mean_ms": statistics.fmean(ms) if ms else 0.0,
         "non_200": sum(n for s, n in statuses.items() if s != 200),
         "socket_errors": errors,
         "pool_wrapped": 0,
