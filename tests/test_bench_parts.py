@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import statistics
 
 import pytest
 
+from bench.load import _client
 from bench.stats import percentile
 
 
@@ -19,3 +22,17 @@ def test_percentile_interpolates_like_the_linear_method() -> None:
     assert percentile(values, 0) == 1.0 and percentile(values, 100) == 100.0
     assert percentile([7.0], 99) == 7.0
     assert percentile([], 99) == 0.0
+
+
+def test_the_python_load_client_gives_up_on_a_stuck_server() -> None:
+    """A server that accepts connections and never answers: every connection ends as a
+    socket error once the duration and the grace for a stuck request have passed."""
+    request = b"POST /orderdesk HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    with socket.socket() as stuck:
+        stuck.bind(("127.0.0.1", 0))
+        stuck.listen(8)  # the kernel completes the connections; nothing reads or answers
+        port = stuck.getsockname()[1]
+        load = _client("127.0.0.1", port, [request] * 10, 3, duration_s=0.2, stuck_s=0.3)
+        # the outer bound only turns a hang into a failure
+        result = asyncio.run(asyncio.wait_for(load, timeout=60))
+    assert (result["requests"], result["socket_errors"]) == (0, 3)
