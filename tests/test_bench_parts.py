@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import statistics
+from pathlib import Path
 
 import pytest
 
+from bench.history import cache_name, generate
 from bench.load import _client
+from bench.orders import OrderFactory, history_order
 from bench.stats import percentile
 
 
@@ -36,3 +40,29 @@ def test_the_python_load_client_gives_up_on_a_stuck_server() -> None:
         # the outer bound only turns a hang into a failure
         result = asyncio.run(asyncio.wait_for(load, timeout=60))
     assert (result["requests"], result["socket_errors"]) == (0, 3)
+
+
+def _generated(path: Path, **seed: int) -> list[bytes]:
+    generate(path, orders=5, block=2, progress=False, **seed)
+    conn = sqlite3.connect(path)
+    try:
+        return [
+            row[0].encode()
+            for row in conn.execute(
+                "SELECT payload FROM events WHERE type = 'OrderSnapshotReceived' ORDER BY seq"
+            )
+        ]
+    finally:
+        conn.close()
+
+
+def test_the_history_seed_drives_the_generated_orders(tmp_path: Path) -> None:
+    default = _generated(tmp_path / "default.db")
+    # seed 1 (the default) is what the generator always wrote: cached histories stay valid
+    assert default == [OrderFactory().payload(n, stage) for n, stage in history_order(5, 2)]
+    assert _generated(tmp_path / "one.db", seed=1) == default
+    other = _generated(tmp_path / "two.db", seed=2)
+    assert other == _generated(tmp_path / "two-again.db", seed=2)
+    assert other == [OrderFactory(2).payload(n, stage) for n, stage in history_order(5, 2)]
+    assert len(other) == len(default) and set(other).isdisjoint(default)
+    assert cache_name(5, 2, 1) != cache_name(5, 2, 2)
