@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -68,10 +69,10 @@ def cache_name(orders: int, block: int, seed: int) -> str:
 _factory: OrderFactory | None = None
 
 
-def _payloads(work: list[tuple[int, int]]) -> list[bytes]:
+def _payloads(seed: int, work: list[tuple[int, int]]) -> list[bytes]:
     global _factory
-    if _factory is None:
-        _factory = OrderFactory()
+    if _factory is None or _factory.seed != seed:
+        _factory = OrderFactory(seed)
     return [_factory.payload(n, stage) for n, stage in work]
 
 
@@ -89,9 +90,15 @@ def _snapshot(payload: bytes) -> Snapshot:
 
 
 def generate(
-    path: Path, orders: int, block: int = 1000, batch: int = 10_000, progress: bool = True
+    path: Path,
+    orders: int,
+    block: int = 1000,
+    batch: int = 10_000,
+    progress: bool = True,
+    seed: int = 1,
 ) -> int:
-    """Write the history to ``path`` (and its chain key beside it); returns the event count."""
+    """Write the history to ``path`` (and its chain key beside it); returns the event count.
+    The orders are ``OrderFactory(seed)``'s: the same seed, the same payloads."""
     settings = Settings(db_path=path, stores={STORE_ID: API_KEY})
     key = open_ledger(settings)
     conn = connect(str(path))
@@ -108,7 +115,7 @@ def generate(
         with multiprocessing.get_context("fork").Pool(1) as workers:
             conn.execute("BEGIN IMMEDIATE")
             head = store.read_head(conn)
-            for payloads in workers.imap(_payloads, _chunks(orders, block)):
+            for payloads in workers.imap(partial(_payloads, seed), _chunks(orders, block)):
                 for payload in payloads:
                     clock += timedelta(seconds=30)
                     at = clock.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -155,7 +162,7 @@ def ensure_history(orders: int, block: int = 1000, seed: int = 1, cache: Path = 
     for leftover in tmp.parent.glob(tmp.name + "*"):
         leftover.unlink()
     started = time.perf_counter()
-    events = generate(tmp, orders, block)
+    events = generate(tmp, orders, block, seed=seed)
     seconds = time.perf_counter() - started
     tmp.with_name(tmp.name + ".key").replace(key_path)
     tmp.replace(path)

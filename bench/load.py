@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .pool import read_pool
+from .stats import percentile
 
 LUA = Path(__file__).resolve().parent / "wrk" / "post.lua"
 
@@ -65,60 +66,74 @@ def run_wrk(url: str, pool: Path, connections: int, duration_s: float) -> dict[s
     }
 
 
+STUCK_S = 30.0  # as wrk's --timeout: how long past the duration a request may take
+
+
 async def _client(
-    host: str, port: int, requests: list[bytes], connections: int, duration_s: float
+    host: str,
+    port: int,
+    requests: list[bytes],
+    connections: int,
+    duration_s: float,
+    stuck_s: float = STUCK_S,
 ) -> dict[str, Any]:
+    """Send ``requests`` over ``connections`` keep-alive connections until the pool or
+    ``duration_s`` runs out; a request still unanswered ``stuck_s`` after the duration
+    is a socket error and ends its connection, so a stuck server cannot hang the bench."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
     next_index = 0
     deadline = time.perf_counter() + duration_s
+    overall = asyncio.get_running_loop().time() + duration_s + stuck_s
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal next_index
+        while time.perf_counter() < deadline and next_index < len(requests):
+            raw = requests[next_index]
+            next_index += 1
+            sent = time.perf_counter()
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - sent)
+            statuses[status] = statuses.get(status, 0) + 1
 
     async def one_connection() -> None:
-        nonlocal next_index, errors
-        reader, writer = await asyncio.open_connection(host, port)
+        nonlocal errors
         try:
-            while time.perf_counter() < deadline and next_index < len(requests):
-                raw = requests[next_index]
-                next_index += 1
-                sent = time.perf_counter()
-                writer.write(raw)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                if length:
-                    await reader.readexactly(length)
-                latencies.append(time.perf_counter() - sent)
-                statuses[status] = statuses.get(status, 0) + 1
-        except (OSError, asyncio.IncompleteReadError):
+            async with asyncio.timeout_at(overall):
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    await exchange(reader, writer)
+                except (OSError, asyncio.IncompleteReadError):
+                    errors += 1
+                finally:
+                    writer.close()
+        except TimeoutError:  # past the overall deadline: stuck
             errors += 1
-        finally:
-            writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(one_connection() for _ in range(connections)))
     seconds = time.perf_counter() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        if not latencies:
-            return 0.0
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
-
+    ms = [latency * 1000 for latency in latencies]
     return {
         "client": "python-asyncio",
         "requests": len(latencies),
         "seconds": seconds,
         "rps": len(latencies) / seconds if seconds else 0.0,
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+        "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms, default=0.0),
+        "mean_ms": statistics.fmean(ms) if ms else 0.0,
         "non_200": sum(n for s, n in statuses.items() if s != 200),
         "socket_errors": errors,
         "pool_wrapped": 0,

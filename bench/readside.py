@@ -22,6 +22,7 @@ import httpx
 from ledger.readside import named_params
 
 from .orders import STORE_ID
+from .stats import percentile
 
 # (name, URL path template, target p99 in ms or None: reported, no target); {db}, {store}
 # and {order} are filled in.
@@ -44,16 +45,6 @@ PAGES: list[tuple[str, str, float | None]] = [
     ("order_history", "/{db}/order_history?store_id={store}&order_id={order}&_sort=seq", 100),
     ("order_events", "/{db}/events?store_id={store}&order_id={order}&_sort=seq", 100),
 ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = p / 100 * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _order_ids(db: Path, count: int, seed: int = 5) -> list[str]:

@@ -122,8 +122,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"Commit `{m['commit']}`{' (dirty)' if m['dirty'] else ''}; {m['cpus']} CPUs ({m['cpu']});"
         f" Python {m['python']}, SQLite {m['sqlite']}, uvicorn {m['uvicorn']}"
         f" ({m['uvicorn_loop']} + {m['uvicorn_http']}); load generator: "
-        f"{r.get('ingest', {}).get('client', cfg['client'])}"
-        f"{' (' + m['wrk'] + ')' if m['wrk'] and cfg['client'] == 'wrk' else ''};"
+        f"{r.get('ingest', {}).get('client', cfg['ingest']['client'])}"
+        f"{' (' + m['wrk'] + ')' if m['wrk'] and cfg['ingest']['client'] == 'wrk' else ''};"
         f" load average at start {', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}.",
         "Medians over repeated runs; ratios are real / baseline (same client, same machine).",
         "",

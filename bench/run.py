@@ -39,12 +39,7 @@ PARTS = ("ingest", "growth", "replay", "readside")
 @dataclass(frozen=True)
 class Config:
     mode: str
-    client: str
-    concurrencies: tuple[int, ...]
-    duration_s: float
-    pool_size: int
-    repeats: int
-    duplicate_fraction: float
+    ingest: IngestPlan  # its variants are chosen per run from the parts
     history_orders: int
     replay_repeats: int
     read_samples: int
@@ -52,8 +47,8 @@ class Config:
     timeout_s: float
 
 
-FULL = Config("full", "wrk", (1, 16, 64), 6.0, 30_000, 3, 0.3, 250_000, 1, 200, 3, 3600)
-QUICK = Config("quick", "python", (1, 16), 1.0, 2_500, 1, 0.3, 500, 1, 5, 1, 120)
+FULL = Config("full", IngestPlan("wrk", (1, 16, 64), 6.0, 30_000, 3, 0.3), 250_000, 1, 200, 3, 3600)
+QUICK = Config("quick", IngestPlan("python", (1, 16), 1.0, 2_500, 1, 0.3), 500, 1, 5, 1, 120)
 
 
 def say(text: str) -> None:
@@ -114,7 +109,7 @@ def machine() -> dict[str, Any]:
 def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {"config": asdict(config), "machine": machine(), "parts": parts}
-    say(f"bench ({config.mode}): parts {', '.join(parts)}; client {config.client}")
+    say(f"bench ({config.mode}): parts {', '.join(parts)}; client {config.ingest.client}")
     CACHE.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="run-", dir=CACHE))
     logs = scratch / "logs"
@@ -153,18 +148,10 @@ def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -
             variants = ("baseline", "fresh", "dup30") if "ingest" in parts else ("fresh",)
             if growth_db is not None:
                 variants += ("growth",)
-            plan = IngestPlan(
-                config.client,
-                config.concurrencies,
-                config.duration_s,
-                config.pool_size,
-                config.repeats,
-                config.duplicate_fraction,
-                variants,
-            )
+            plan = replace(config.ingest, variants=variants)
             say(
                 f"ingest: {', '.join(variants)} at concurrency "
-                f"{', '.join(map(str, config.concurrencies))}, {config.repeats} repeat(s)"
+                f"{', '.join(map(str, plan.concurrencies))}, {plan.repeats} repeat(s)"
             )
             section = ingest_section(plan, scratch, CACHE / "pools", growth_db, logs, say)
             results["ingest"] = section
@@ -226,24 +213,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep scratch databases and logs")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
-    client = config.client if args.client == "auto" else args.client
+    plan = config.ingest
+    client = plan.client if args.client == "auto" else args.client
     if client == "wrk" and not wrk_available():
         say(
             "wrk not found (apt-get install wrk): falling back to the Python client for every"
             " ingest run, baseline included"
         )
         client = "python"
-    config = replace(config, client=client)
+    plan = replace(plan, client=client)
     if args.repeats:
-        config = replace(config, repeats=args.repeats)
+        plan = replace(plan, repeats=args.repeats)
     if args.duration:
-        config = replace(config, duration_s=args.duration)
+        plan = replace(plan, duration_s=args.duration)
     if args.pool_size:
-        config = replace(config, pool_size=args.pool_size)
+        plan = replace(plan, pool_size=args.pool_size)
+    if args.concurrency:
+        plan = replace(plan, concurrencies=tuple(int(c) for c in args.concurrency.split(",")))
+    config = replace(config, ingest=plan)
     if args.orders:
         config = replace(config, history_orders=args.orders)
-    if args.concurrency:
-        config = replace(config, concurrencies=tuple(int(c) for c in args.concurrency.split(",")))
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
     unknown = set(parts) - set(PARTS)
     if unknown:

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,12 @@ from typing import Any
 
 import httpx
 
+from ledger.schema import connect
 from ledger.send import multipart, signed_headers, urlencoded
+from ledger.settings import Settings
+from ledger.startup import open_ledger
+from ledger.store import read_head, record_folder_name
+from ledger.verify import Snapshot, sign, verify_post
 
 SAMPLES = Path(__file__).parent / "samples"
 STORE_ID = "70412"
@@ -35,11 +40,94 @@ def form(
     api_key: str = API_KEY,
     as_multipart: bool = False,
     legacy: bool = False,
+    headers: dict[str, str] | None = None,
+    drop: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Keyword arguments for an httpx/TestClient post of ``order``."""
+    """Keyword arguments for an httpx/TestClient post of ``order``, signed; ``headers``
+    replace or add headers, ``drop`` leaves some out."""
     body, content_type = multipart(order) if as_multipart else urlencoded(order)
-    headers = signed_headers(order, store_id, api_key, legacy=legacy)
-    return {"content": body, "headers": headers | {"Content-Type": content_type}}
+    signed = signed_headers(order, store_id, api_key, legacy=legacy)
+    sent = signed | {"Content-Type": content_type} | (headers or {})
+    for name in drop:
+        del sent[name]
+    return {"content": body, "headers": sent}
+
+
+def post_order(base: str, order: bytes, **form_args: Any) -> httpx.Response:
+    """One signed post of ``order`` to a running receiver at ``base``."""
+    return httpx.post(f"{base}/orderdesk", timeout=30, **form(order, **form_args))
+
+
+def signed_snapshot(order: bytes, store_id: str = STORE_ID, api_key: str = API_KEY) -> Snapshot:
+    """``order`` signed and verified as the receiver does, ready for ``store.record_snapshot``."""
+    return verify_post(order, store_id, sign(api_key, order), {store_id: api_key})
+
+
+def name_folders(settings: Settings, folders: dict[int, str]) -> None:
+    """Record the folder names (id -> name), in order, in one transaction."""
+    key = open_ledger(settings)
+    conn = connect(str(settings.db_path))
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for folder_id, name in folders.items():
+            record_folder_name(conn, key, read_head(conn), STORE_ID, folder_id, name)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+RAW_POST_HEAD = (
+    b"POST /orderdesk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"X-ORDER-DESK-STORE-ID: " + STORE_ID.encode() + b"\r\n"
+)
+
+
+def raw_request(
+    base: str,
+    request: bytes,
+    *,
+    pause: float = 0.0,
+    rest: bytes = b"",
+    close_write: bool = False,
+    timeout: float = 10,
+) -> bytes:
+    """Send ``request`` as bytes on a socket (then, after ``pause`` s, ``rest``; with
+    ``close_write``, end the sending side) and return the start of the answer."""
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        if pause:
+            time.sleep(pause)
+            with contextlib.suppress(OSError):
+                s.sendall(rest)
+        if close_write:
+            s.shutdown(socket.SHUT_WR)
+        return s.recv(4096)
+
+
+# Writes and schema changes sent to Datasette as SQL: every one must be refused.
+DATASETTE_WRITE_SQL = [
+    "delete from events",
+    "update orders set state = 'open'",
+    "insert into folders values ('1', 1, 'x', 'y', 1)",
+    "drop table deliveries",
+    "with x as (select 1) insert into folders select '1', 2, 'x', 'y', 1 from x",
+    "with x as (select 1) delete from deliveries",
+    "pragma journal_mode = delete",
+    "attach database '/tmp/x.db' as x",
+    "vacuum",
+    "create table evil (x)",
+    "DROP TABLE events",
+    "ALTER TABLE events ADD COLUMN note TEXT",
+    "ALTER TABLE events RENAME TO old_events",
+    "DROP TRIGGER events_no_update",
+    "UPDATE events SET payload = '{}'",
+    "DELETE FROM deliveries",
+    "INSERT INTO deliveries (received_at, method, outcome, http_status) VALUES ('t', 'POST', 'rejected', 400)",
+    "PRAGMA recursive_triggers = OFF",
+    "ATTACH DATABASE '/tmp/x.db' AS x",
+    "VACUUM",
+]
 
 
 def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -24,6 +24,7 @@ from .helpers import (
     ledger,
     ledger_env,
     make_order,
+    post_order,
     rows,
     running_server,
     start_server,
@@ -168,22 +169,18 @@ def small_disk(tmp_path: Path, size: str = "3m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _post(base: str, raw: bytes) -> httpx.Response:
-    return httpx.post(f"{base}/orderdesk", timeout=30, **form(raw))
-
-
 def test_disk_full_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
     with small_disk(tmp_path) as disk:
         db = disk / "ledger.db"
         server = start_server(db)
         base = server.base
         try:
-            assert _post(base, make_order(0)).status_code == 200
+            assert post_order(base, make_order(0)).status_code == 200
             filler = disk / "filler"
             with contextlib.suppress(OSError), open(filler, "wb") as fh:
                 while True:
                     fh.write(b"\0" * 65536)
-            answers = [_post(base, make_order(n, pad=20000)) for n in range(1, 40)]
+            answers = [post_order(base, make_order(n, pad=20000)) for n in range(1, 40)]
             statuses = [r.status_code for r in answers]
             assert 503 in statuses
             first_503 = statuses.index(503)
@@ -196,9 +193,9 @@ def test_disk_full_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
                 if s == 200
             ]
             filler.unlink()
-            recovered = _post(base, make_order(1000))
+            recovered = post_order(base, make_order(1000))
             assert recovered.status_code == 200, recovered.text
-            refused_again = _post(base, make_order(first_503 + 1, pad=20000))
+            refused_again = post_order(base, make_order(first_503 + 1, pad=20000))
             assert refused_again.status_code == 200  # the refused post lands on retry
         finally:
             assert server.stop() == 0
@@ -220,15 +217,15 @@ def test_read_only_file_is_a_retryable_503_and_recovers(tmp_path: Path) -> None:
     base = server.base
     files = [db, db.with_name("ledger.db-wal")]
     try:
-        assert _post(base, make_order(0)).status_code == 200
+        assert post_order(base, make_order(0)).status_code == 200
         _chattr("+i", *files)  # immutable: even root's open descriptors cannot write
         try:
-            refused = _post(base, make_order(1))
+            refused = post_order(base, make_order(1))
             assert refused.status_code == 503, refused.text
             assert refused.headers["retry-after"] == "30"
         finally:
             _chattr("-i", *files)
-        assert _post(base, make_order(1)).status_code == 200
+        assert post_order(base, make_order(1)).status_code == 200
     finally:
         server.stop()
     assert rows(db, "SELECT count(*) FROM events") == [(2,)]
@@ -240,18 +237,18 @@ def test_a_locked_database_is_a_retryable_503_and_recovers(tmp_path: Path) -> No
     server = start_server(db, env=ledger_env(db, LEDGER_BUSY_TIMEOUT_MS="300"))
     base = server.base
     try:
-        assert _post(base, make_order(0)).status_code == 200
+        assert post_order(base, make_order(0)).status_code == 200
         holder = sqlite3.connect(db, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
         try:
-            refused = _post(base, make_order(1))
+            refused = post_order(base, make_order(1))
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "30"
             assert "database is locked" in refused.text
         finally:
             holder.execute("ROLLBACK")
             holder.close()
-        assert _post(base, make_order(1)).status_code == 200
+        assert post_order(base, make_order(1)).status_code == 200
     finally:
         server.stop()
     assert rows(db, "SELECT count(*) FROM events") == [(2,)]
@@ -295,10 +292,8 @@ def test_the_api_key_never_appears_in_logs_answers_or_pages(tmp_path: Path) -> N
     base, ds = server.base, server.datasette
     seen = []
     try:
-        seen.append(_post(base, make_order(1)).text)
-        bad = form(make_order(2))
-        bad["headers"]["X-ORDER-DESK-HASH"] = "f" * 64
-        seen.append(httpx.post(f"{base}/orderdesk", **bad).text)
+        seen.append(post_order(base, make_order(1)).text)
+        seen.append(post_order(base, make_order(2), headers={"X-ORDER-DESK-HASH": "f" * 64}).text)
         seen.append(httpx.get(f"{base}/healthz").text)
         for path in ["/", "/ledger", "/ledger/deliveries", "/ledger/events", "/-/settings.json",
                      "/-/metadata.json", "/-/plugins.json", "/-/versions.json", "/-/databases.json",
@@ -337,14 +332,14 @@ def test_a_killed_writer_process_is_replaced(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     server = start_server(db)
     try:
-        assert _post(server.base, make_order(0)).status_code == 200
+        assert post_order(server.base, make_order(0)).status_code == 200
         (writer,) = [p for p in child_pids(server.proc.pid) if "spawn_main" in cmdline(p)]
         os.kill(writer, signal.SIGKILL)
         _wait_until(lambda: _gone(writer), timeout=10)
-        lost = _post(server.base, make_order(1))
+        lost = post_order(server.base, make_order(1))
         assert lost.status_code == 503, "not acknowledged: Order Desk will retry"
-        assert _post(server.base, make_order(1)).status_code == 200  # a new writer took over
-        assert _post(server.base, make_order(2)).status_code == 200
+        assert post_order(server.base, make_order(1)).status_code == 200  # a new writer took over
+        assert post_order(server.base, make_order(2)).status_code == 200
     finally:
         assert server.stop() == 0
     assert rows(db, "SELECT count(*) FROM events") == [(3,)]

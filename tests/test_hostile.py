@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -15,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from .helpers import STORE_ID, ledger_env, rows, running_server
+from .helpers import RAW_POST_HEAD, STORE_ID, ledger_env, raw_request, rows, running_server
 
 DOCUMENTED = {400, 403, 405, 408, 413}
 LIMIT = 20_000
@@ -97,33 +94,21 @@ def test_random_requests_get_only_documented_4xx(
     assert response.text.endswith("\n") and response.text.count("\n") == 1
 
 
-def _raw(base: str, request: bytes, *, pause: float = 0.0, rest: bytes = b"") -> bytes:
-    port = int(base.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(request)
-        if pause:
-            time.sleep(pause)
-            with contextlib.suppress(OSError):
-                s.sendall(rest)
-        return s.recv(4096)
-
-
-HEAD = (
-    b"POST /orderdesk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-    b"X-ORDER-DESK-STORE-ID: 70412\r\nX-ORDER-DESK-HASH: " + b"0" * 64 + b"\r\n"
-)
+HEAD = RAW_POST_HEAD + b"X-ORDER-DESK-HASH: " + b"0" * 64 + b"\r\n"
 
 
 def test_a_slow_body_is_408(server: tuple[str, Path]) -> None:
     base, _ = server
-    answer = _raw(base, HEAD + b"Content-Length: 100\r\n\r\norder=", pause=2.0, rest=b"x" * 94)
+    answer = raw_request(
+        base, HEAD + b"Content-Length: 100\r\n\r\norder=", pause=2.0, rest=b"x" * 94
+    )
     assert answer.startswith(b"HTTP/1.1 408")
     assert b"body not received within 1 s" in answer
 
 
 def test_an_announced_oversize_is_413_before_reading(server: tuple[str, Path]) -> None:
     base, _ = server
-    answer = _raw(base, HEAD + f"Content-Length: {LIMIT * 100}\r\n\r\n".encode())
+    answer = raw_request(base, HEAD + f"Content-Length: {LIMIT * 100}\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 413")
 
 

@@ -14,7 +14,7 @@ from ledger.chain import EventFields, link, load_key
 from ledger.schema import connect, ensure_schema
 from ledger.settings import Settings
 
-from .helpers import SAMPLES, form, ledger, ledger_env, rows
+from .helpers import DATASETTE_WRITE_SQL, SAMPLES, form, ledger, ledger_env, rows
 
 
 @pytest.fixture
@@ -192,20 +192,6 @@ def test_verify_without_the_key_is_a_clear_error(filled: Path, tmp_path: Path) -
     assert "Traceback" not in result.stderr
 
 
-WRITES_THROUGH_DATASETTE = [
-    "DROP TABLE events",
-    "ALTER TABLE events ADD COLUMN note TEXT",
-    "ALTER TABLE events RENAME TO old_events",
-    "DROP TRIGGER events_no_update",
-    "UPDATE events SET payload = '{}'",
-    "DELETE FROM deliveries",
-    "INSERT INTO deliveries (received_at, method, outcome, http_status) VALUES ('t', 'POST', 'rejected', 400)",
-    "PRAGMA recursive_triggers = OFF",
-    "ATTACH DATABASE '/tmp/x.db' AS x",
-    "VACUUM",
-]
-
-
 def test_datasette_refuses_schema_and_data_changes(filled: Path) -> None:
     import asyncio
 
@@ -219,7 +205,7 @@ def test_datasette_refuses_schema_and_data_changes(filled: Path) -> None:
 
     async def attempt() -> list[int]:
         statuses = []
-        for sql in WRITES_THROUGH_DATASETTE:
+        for sql in DATASETTE_WRITE_SQL:
             response = await ds.client.get("/ledger.json", params={"sql": sql})
             statuses.append(response.status_code)
             post = await ds.client.post("/ledger", data={"sql": sql})

@@ -22,35 +22,34 @@ from ledger.store import (
     Delivery,
     iter_events,
     read_head,
-    record_folder_name,
     record_snapshot,
     utcnow,
 )
-from ledger.verify import sign, verify_post
 
-from .helpers import API_KEY, STORE_ID, form, ledger, ledger_env, rows, sample
+from .helpers import (
+    API_KEY,
+    STORE_ID,
+    form,
+    ledger,
+    ledger_env,
+    name_folders,
+    rows,
+    sample,
+    signed_snapshot,
+)
 
 FOLDERS = {48201: "New", 48202: "Prepared", 48203: "Closed", 48204: "Canceled"}
 
 
-def name_folders(settings: Settings) -> None:
-    key = open_ledger(settings)
-    conn = connect(str(settings.db_path))
-    conn.execute("BEGIN IMMEDIATE")
-    for folder_id, name in FOLDERS.items():
-        record_folder_name(conn, key, read_head(conn), STORE_ID, folder_id, name)
-    conn.execute("COMMIT")
-    conn.close()
-
-
-def post_all(settings: Settings, payloads: list[bytes]) -> None:
-    """Append through the same verification and store code the receiver uses."""
+def append_signed(settings: Settings, payloads: list[bytes]) -> None:
+    """Append straight to the file (no HTTP) through the same verification and store code
+    the receiver uses."""
     key = open_ledger(settings)
     conn = connect(str(settings.db_path))
     conn.execute("BEGIN IMMEDIATE")
     head = read_head(conn)
     for raw in payloads:
-        snap = verify_post(raw, STORE_ID, sign(API_KEY, raw), {STORE_ID: API_KEY})
+        snap = signed_snapshot(raw)
         record_snapshot(
             conn, key, head, Delivery(utcnow(), None, "POST", None, len(raw), STORE_ID), snap
         )
@@ -61,7 +60,7 @@ def post_all(settings: Settings, payloads: list[bytes]) -> None:
 def test_older_snapshot_after_newer_keeps_the_order_closed_with_its_shipment(
     client: TestClient, settings: Settings
 ) -> None:  # type: ignore[type-arg]
-    name_folders(settings)
+    name_folders(settings, FOLDERS)
     for name in ("b-updated-shipped-closed", "a-new-order"):
         assert client.post("/orderdesk", **form(sample(name))).status_code == 200
     db = settings.db_path
@@ -106,7 +105,7 @@ def test_naming_a_folder_cancels_its_orders_and_moves_inventory(
 def test_ties_on_date_updated_go_to_the_later_seq(settings: Settings) -> None:
     first = b'{"id":"7","date_updated":"2025-01-01 00:00:00","payment_status":"Authorized"}'
     second = b'{"id":"7","date_updated":"2025-01-01 00:00:00","payment_status":"Captured"}'
-    post_all(settings, [first, second])
+    append_signed(settings, [first, second])
     assert rows(settings.db_path, "SELECT payment_status, seq FROM orders") == [("Captured", 2)]
 
 
@@ -125,7 +124,7 @@ def test_drifting_payload_shapes_land_and_are_counted(settings: Settings) -> Non
         ],
         "order_shipments": {"unexpected": "map"},
     }
-    post_all(settings, [json.dumps(odd).encode(), b'{"id":"43"}'])
+    append_signed(settings, [json.dumps(odd).encode(), b'{"id":"43"}'])
     db = settings.db_path
     assert rows(
         db,
@@ -155,7 +154,7 @@ def test_drifting_payload_shapes_land_and_are_counted(settings: Settings) -> Non
 
 
 def test_absurd_numbers_are_issues_not_failures(settings: Settings) -> None:
-    post_all(
+    append_signed(
         settings,
         [b'{"id":"9","order_total":1e999999,"order_items":[{"code":"A","quantity":-1e400}]}'],
     )
@@ -284,8 +283,8 @@ def test_random_histories(
         settings = Settings(
             db_path=tmp_path_factory.mktemp("h") / "l.db", stores={STORE_ID: API_KEY}
         )
-        name_folders(settings)
-        post_all(settings, order)
+        name_folders(settings, FOLDERS)
+        append_signed(settings, order)
         db = settings.db_path
         # (b) a rebuild from the log equals the incrementally built tables
         assert rebuild.check(db) == []
@@ -409,7 +408,7 @@ def test_a_signed_post_with_a_huge_integer_is_kept_and_flagged(
 def test_an_older_file_gets_its_projections_rebuilt_at_start(
     client: TestClient, settings: Settings, upgrade: str
 ) -> None:  # type: ignore[type-arg]
-    name_folders(settings)
+    name_folders(settings, FOLDERS)
     for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
         assert client.post("/orderdesk", **form(sample(name))).status_code == 200
     db = settings.db_path
@@ -460,7 +459,7 @@ def test_a_file_from_a_newer_version_is_refused(settings: Settings) -> None:
 def test_a_rebuild_in_worker_processes_equals_the_live_projections(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[type-arg]
-    name_folders(settings)
+    name_folders(settings, FOLDERS)
     for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
         assert client.post("/orderdesk", **form(sample(name))).status_code == 200
     more = [
@@ -469,17 +468,12 @@ def test_a_rebuild_in_worker_processes_equals_the_live_projections(
          "order_items": [{"code": f"SKU-{n % 3}", "quantity": 1 + stage, "price": 10 + n}]}
         for n in range(12) for stage in range(3)
     ]  # fmt: skip
-    post_all(settings, [encode(b) for b in more])
+    append_signed(settings, [encode(b) for b in more])
     db = settings.db_path
     # a naming after the orders arrived renames (and here cancels) some of them
     canceled = "SELECT count(*) FROM orders WHERE state = 'canceled'"
     before = rows(db, canceled)
-    key = open_ledger(settings)
-    conn = connect(str(db))
-    conn.execute("BEGIN IMMEDIATE")
-    record_folder_name(conn, key, read_head(conn), STORE_ID, 48203, "Canceled too")
-    conn.execute("COMMIT")
-    conn.close()
+    name_folders(settings, {48203: "Canceled too"})
     assert rows(db, canceled) > before
     monkeypatch.setattr(rebuild, "ORDERS_PER_TASK", 5)  # several ranges per worker
     assert rebuild.check(db, workers=2) == []
@@ -490,7 +484,7 @@ def test_a_rebuild_in_worker_processes_equals_the_live_projections(
 
 
 def test_event_streams_seek_by_seq_and_replay_by_order_index(settings: Settings) -> None:
-    name_folders(settings)
+    name_folders(settings, FOLDERS)
     conn = connect(str(settings.db_path), readonly=True)
     statements: list[str] = []
     conn.set_trace_callback(statements.append)

@@ -69,8 +69,7 @@ def test_legacy_signature_is_not_tried_when_decoding_changes_nothing(
     client: TestClient, settings: Settings
 ) -> None:  # type: ignore[type-arg]
     raw = (SAMPLES / "a-new-order.json").read_bytes()
-    kwargs = form(raw)
-    kwargs["headers"]["X-ORDER-DESK-HASH"] = sign(API_KEY, raw + b" ")
+    kwargs = form(raw, headers={"X-ORDER-DESK-HASH": sign(API_KEY, raw + b" ")})
     assert client.post("/orderdesk", **kwargs).status_code == 403
 
 
@@ -89,15 +88,6 @@ def test_duplicate_answers_200_and_names_the_seq(client: TestClient, settings: S
 GOOD = (SAMPLES / "a-new-order.json").read_bytes()
 
 
-def _signed(order: bytes, **over: Any) -> dict[str, Any]:
-    kwargs = form(order)
-    kwargs["headers"].update(over.pop("headers", {}))
-    for name in over.pop("drop", []):
-        del kwargs["headers"][name]
-    kwargs.update(over)
-    return kwargs
-
-
 def _raw_form(body: bytes, order: bytes = GOOD) -> dict[str, Any]:
     kwargs = form(order)
     kwargs["content"] = body
@@ -112,11 +102,11 @@ REJECTIONS: list[tuple[str, dict[str, Any], int, str]] = [
      400, "no 'order' form field"),
     ("no content type", {"content": b"order=1", "headers": {"X-ORDER-DESK-STORE-ID": STORE_ID}}, 400,
      "no 'order' form field"),
-    ("missing store id", _signed(GOOD, drop=["X-ORDER-DESK-STORE-ID"]), 403, "missing X-ORDER-DESK-STORE-ID"),
-    ("unknown store id", _signed(GOOD, headers={"X-ORDER-DESK-STORE-ID": "99999"}), 403, "unknown store id"),
-    ("missing hash", _signed(GOOD, drop=["X-ORDER-DESK-HASH"]), 403, "missing X-ORDER-DESK-HASH"),
-    ("wrong hash", _signed(GOOD, headers={"X-ORDER-DESK-HASH": "0" * 64}), 403, "does not match"),
-    ("hash of another key", _signed(GOOD, headers={"X-ORDER-DESK-HASH": sign("other", GOOD)}), 403,
+    ("missing store id", form(GOOD, drop=["X-ORDER-DESK-STORE-ID"]), 403, "missing X-ORDER-DESK-STORE-ID"),
+    ("unknown store id", form(GOOD, headers={"X-ORDER-DESK-STORE-ID": "99999"}), 403, "unknown store id"),
+    ("missing hash", form(GOOD, drop=["X-ORDER-DESK-HASH"]), 403, "missing X-ORDER-DESK-HASH"),
+    ("wrong hash", form(GOOD, headers={"X-ORDER-DESK-HASH": "0" * 64}), 403, "does not match"),
+    ("hash of another key", form(GOOD, headers={"X-ORDER-DESK-HASH": sign("other", GOOD)}), 403,
      "does not match"),
     ("not utf-8", form(b'{"id":"1","name":"\xff\xfe"}'), 400, "order is not UTF-8"),
     ("not json", form(b'{"id": "1",'), 400, "order is not valid JSON"),
@@ -258,7 +248,7 @@ def test_form_decoding_equals_the_standard_library(value: bytes) -> None:
 def test_a_refused_post_records_the_sha_of_its_order_bytes(
     client: TestClient, settings: Settings
 ) -> None:  # type: ignore[type-arg]
-    refused = _signed(GOOD, headers={"X-ORDER-DESK-HASH": "0" * 64})
+    refused = form(GOOD, headers={"X-ORDER-DESK-HASH": "0" * 64})
     assert client.post("/orderdesk", **refused).status_code == 403
     assert client.post("/orderdesk", **_raw_form(b"orders=1")).status_code == 400
     assert rows(settings.db_path, "SELECT payload_sha256 FROM deliveries ORDER BY id") == [

@@ -11,11 +11,14 @@ from pathlib import Path
 import httpx
 
 from .helpers import (
+    RAW_POST_HEAD,
     SAMPLES,
     form,
     free_port,
     ledger,
     ledger_env,
+    post_order,
+    raw_request,
     rows,
     running_server,
     sample,
@@ -82,7 +85,7 @@ def test_send_posts_the_samples_and_datasette_serves_the_file(tmp_path: Path) ->
 
 def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     server = start_server(tmp_path / "ledger.db")
-    assert httpx.post(f"{server.base}/orderdesk", **form(sample("a-new-order"))).status_code == 200
+    assert post_order(server.base, sample("a-new-order")).status_code == 200
     assert server.stop() == 0  # stop() sends SIGTERM
     out = server.output()
     assert "shutting down" in out
@@ -113,16 +116,9 @@ def test_serve_refuses_to_start_without_a_key(tmp_path: Path) -> None:
 def test_a_body_cut_short_is_recorded_as_rejected(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     with running_server(db) as base:
-        port = int(base.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(
-                b"POST /orderdesk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                b"X-ORDER-DESK-STORE-ID: 70412\r\nContent-Length: 1000\r\n\r\norder=%7B"
-            )
-            s.shutdown(socket.SHUT_WR)
-            s.settimeout(5)
-            with contextlib.suppress(OSError):
-                s.recv(1000)
+        cut_short = RAW_POST_HEAD + b"Content-Length: 1000\r\n\r\norder=%7B"
+        with contextlib.suppress(OSError):  # the answer, if any, is not the point
+            raw_request(base, cut_short, close_write=True, timeout=5)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not rows(db, "SELECT 1 FROM deliveries"):
             time.sleep(0.05)
