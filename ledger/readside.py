@@ -21,21 +21,27 @@ import functools
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlencode
 
 from datasette import hookimpl
 from datasette.app import Datasette
 from datasette.database import Database
+from datasette.facets import ColumnFacet
 from datasette.plugins import pm
 from datasette.utils import parse_metadata
 from datasette.utils.asgi import Forbidden, Request, Response
 from markupsafe import Markup, escape
 
 from .errors import ConfigError
+from .facets import KeptCountsFacet
+from .schema import ORDER_FACETS
 from .views import RECONCILIATION_VIEWS
+
+if TYPE_CHECKING:
+    from pluggy import Result  # datasette's plugin manager; only its hook result type
 
 # Facet suggestions cost 10-80x on large tables; explicit facets live in metadata.yml.
 DATASETTE_SETTINGS: dict[str, Any] = {
@@ -133,6 +139,9 @@ class ReadOnlyDatabase(Database):  # type: ignore[misc]
 
 class LedgerDatasette(Datasette):  # type: ignore[misc]
     """A Datasette that knows its login (kept out of metadata, so no page can show it)."""
+
+    # the facet counts triggers keep, by table (KeptCountsFacet reads them)
+    kept_facets: Mapping[str, tuple[str, ...]] = {"orders": ORDER_FACETS}
 
     def __init__(self, *args: Any, auth: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.ledger_auth = auth  # before Datasette's __init__, which already builds its app
@@ -411,6 +420,13 @@ def _hook(fn: _F) -> _F:
     return cast(_F, hookimpl(fn))
 
 
+def _wrapper(fn: _F) -> _F:
+    return cast(_F, hookimpl(hookwrapper=True)(fn))
+
+
+FacetClasses = list[list[type[Any]]]
+
+
 OPEN_PAYLOAD_JS = "document.querySelectorAll('details.payload').forEach(d => d.open = true);"
 FOLD_DESCRIPTIONS_JS = """
 document.querySelectorAll('dl.column-descriptions').forEach(dl => {
@@ -444,6 +460,18 @@ class _Hooks:
             return None
         return render_value(
             value, column, table, datasette.database_url(database), datasette.currency_symbol
+        )
+
+    @_wrapper
+    def register_facet_classes(self) -> Generator[None, Result[FacetClasses], None]:
+        # Datasette's column facet, swapped for the subclass that reads kept counts. It
+        # behaves exactly like Datasette's on any Datasette that declares none.
+        outcome = yield
+        outcome.force_result(
+            [
+                [KeptCountsFacet if c is ColumnFacet else c for c in classes]
+                for classes in outcome.get_result()
+            ]
         )
 
     @_hook

@@ -16,12 +16,13 @@ PROJECTION_TABLES = (
     "order_history",
     "projection_issues",
     "daily_totals",
+    "order_facets",
     "checkpoints",
 )
 
 # The file's shape. A file of an older version keeps its log; its projections are
 # dropped and rebuilt from the log at the next start (see ``ensure_schema``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 LOG_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -249,6 +250,16 @@ CREATE TABLE IF NOT EXISTS daily_totals (
     PRIMARY KEY (day, store_id, source_name)
 ) STRICT, WITHOUT ROWID;
 
+-- How many current orders hold each value of the columns the orders page facets by
+-- (ORDER_FACETS), kept by triggers on orders: the page shows them without grouping every
+-- order on each load. No row for NULL: a facet leaves NULL out.
+CREATE TABLE IF NOT EXISTS order_facets (
+    facet TEXT NOT NULL,
+    value TEXT NOT NULL,
+    orders INTEGER NOT NULL,
+    PRIMARY KEY (facet, value)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS projection_issues (
     seq INTEGER NOT NULL,
     store_id TEXT NOT NULL,
@@ -318,8 +329,34 @@ BEGIN{_daily_upsert("OLD", "-")}{_daily_upsert("NEW", "+")}
 END;
 """
 
-PROJECTION_TRIGGERS = INVENTORY_TRIGGERS + DAILY_TOTALS_TRIGGERS
-PROJECTION_TRIGGER_NAMES = ("inventory_follows_movements", "daily_totals_add", "daily_totals_move")
+# The orders columns whose facet counts order_facets keeps (TEXT columns, all indexed).
+ORDER_FACETS = ("state", "folder_name", "source_name", "payment_status")
+
+
+def _facet_count(row: str, column: str, step: str) -> str:
+    """Count one orders row in (step '+1') or out of (step '-1') its value of ``column``."""
+    return f"""
+  INSERT INTO order_facets SELECT '{column}', {row}.{column}, {step}
+    WHERE {row}.{column} IS NOT NULL
+  ON CONFLICT (facet, value) DO UPDATE SET orders = orders + excluded.orders;"""
+
+
+def _facet_move(column: str) -> str:
+    return f"""
+CREATE TRIGGER IF NOT EXISTS order_facets_{column} AFTER UPDATE OF {column} ON orders
+WHEN OLD.{column} IS NOT NEW.{column}
+BEGIN{_facet_count("OLD", column, "-1")}{_facet_count("NEW", column, "+1")}
+  DELETE FROM order_facets WHERE facet = '{column}' AND value = OLD.{column} AND orders = 0;
+END;"""
+
+
+ORDER_FACETS_TRIGGERS = f"""
+CREATE TRIGGER IF NOT EXISTS order_facets_add AFTER INSERT ON orders
+BEGIN{"".join(_facet_count("NEW", c, "+1") for c in ORDER_FACETS)}
+END;{"".join(_facet_move(c) for c in ORDER_FACETS)}
+"""
+
+PROJECTION_TRIGGERS = INVENTORY_TRIGGERS + DAILY_TOTALS_TRIGGERS + ORDER_FACETS_TRIGGERS
 
 
 def connect(
