@@ -42,6 +42,12 @@ PAGES: list[tuple[str, str, float | None]] = [
     ),
     ("orders_facet_unindexed", "/{db}/orders?_facet=shipping_country", None),
     ("inventory_table", "/{db}/inventory?_sort_desc=ordered", 100),
+    # the other tables' first pages, as the menu opens them
+    ("deliveries_table", "/{db}/deliveries", 100),
+    ("order_history_table", "/{db}/order_history", 100),
+    ("order_items_table", "/{db}/order_items", 100),
+    ("shipments_table", "/{db}/shipments", 100),
+    ("inventory_movements_table", "/{db}/inventory_movements", 100),
     ("order_history", "/{db}/order_history?store_id={store}&order_id={order}&_sort=seq", 100),
     ("order_events", "/{db}/events?store_id={store}&order_id={order}&_sort=seq", 100),
 ]

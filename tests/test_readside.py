@@ -34,6 +34,7 @@ from ledger import readside
 from ledger.errors import ConfigError
 from ledger.readside import (
     DATASETTE_SETTINGS,
+    LedgerDatasette,
     ReadOnlyDatabase,
     format_money,
     load_metadata,
@@ -360,7 +361,11 @@ def test_every_table_view_and_column_is_described(ledger: Ledger) -> None:
         assert "write" not in query
     facets = {t: set(m.get("facets", [])) for t, m in tables_meta.items()}
     assert facets["orders"] == {"folder_name", "state"}
-    assert "outcome" in facets["deliveries"]
+    # a default facet counts its column over the table on every load: only kept counts,
+    # and tables that stay small (one row per SKU, per folder, per projection issue)
+    for table, columns in facets.items():
+        if table not in VIEWS and table not in ("inventory", "folders", "projection_issues"):
+            assert columns <= set(LedgerDatasette.kept_facets.get(table, ())), table
     # a default facet of the orders page counts every order on each load: from an index
     conn = sqlite3.connect(ledger.db)
     try:
