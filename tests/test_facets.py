@@ -1,5 +1,5 @@
-"""The orders page's facets: counts the triggers keep, read instead of counted, and
-exactly what Datasette's own counting gives. Real posts, the real Datasette."""
+"""Counts the triggers keep, read instead of counted: by the orders page's facets (exactly
+what Datasette's own counting gives) and by the dashboard. Real posts, the real Datasette."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from datasette.app import Datasette
 from litestar.testing import TestClient
 
@@ -53,6 +54,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with TestClient(create_app(settings)) as client:
         for payload in posts:
             assert client.post("/orderdesk", **form(payload)).status_code == 200
+        assert client.post("/orderdesk", **form(posts[0])).status_code == 200  # duplicate
+        assert client.post("/orderdesk", **form(posts[1], api_key="x")).status_code == 403
     name_folders(settings, {48299: "On hold"})
     return settings.db_path
 
@@ -96,3 +99,32 @@ def test_the_whole_table_reads_the_kept_counts_and_a_filter_counts_itself(
     filtered = _facets(make_datasette(copy), f"?store_id={STORE_ID}")
     assert filtered == _facets(_stock(db), f"?store_id={STORE_ID}")
     assert all(r["count"] < 1000 for f in filtered.values() for r in f["results"])
+
+
+# The dashboard's charts as first written, scanning whole tables: what the kept counts
+# and totals must still say (every delivery here is within the last 30 days).
+CHARTS_BY_SCAN = {
+    "orders-count": "SELECT count(*) FROM orders WHERE state != 'canceled'",
+    "revenue-total": """
+        SELECT printf('%,d.%02d', t / 100, t % 100) FROM (
+          SELECT coalesce(sum(order_total_cents), 0) AS t FROM orders
+          WHERE state != 'canceled')""",
+    "top-skus": """
+        SELECT i.code, sum(i.quantity) AS units FROM order_items i
+        JOIN orders o ON o.store_id = i.store_id AND o.order_id = i.order_id
+        WHERE o.state != 'canceled' GROUP BY i.code ORDER BY units DESC, i.code LIMIT 15""",
+    "outcomes": """
+        SELECT datetime(CAST(strftime('%s', received_at) AS INTEGER), 'unixepoch') AS period,
+               outcome, count(*) FROM deliveries GROUP BY period, outcome
+        ORDER BY period, outcome""",
+}
+
+
+def test_the_dashboard_says_what_scanning_every_row_says(db: Path) -> None:
+    metadata = yaml.safe_load(default_metadata_path().read_text())  # type: ignore[union-attr]
+    charts = metadata["plugins"]["datasette-dashboards"]["ledger"]["charts"]
+    for name, by_scan in CHARTS_BY_SCAN.items():
+        assert rows(db, charts[name]["query"]) == rows(db, by_scan), name
+    outcomes = {outcome for _, outcome, _ in rows(db, CHARTS_BY_SCAN["outcomes"])}
+    assert outcomes == {"appended", "duplicate", "rejected"}
+    assert rows(db, CHARTS_BY_SCAN["orders-count"]) != [(0,)]

@@ -895,7 +895,7 @@ def test_main_pages_read_as_a_person_expects(ledger: Ledger) -> None:
 
     dashboard = text_of(pages["/-/dashboards/ledger"])
     for title in ("Orders and revenue per day", "Top SKUs by units ordered",
-                  "Open units per SKU", "Delivery outcomes over time"):  # fmt: skip
+                  "Open units per SKU", "Delivery outcomes, the 30 days up to the latest delivery"):  # fmt: skip
         assert title in dashboard
     scripts = re.findall(r'<script src="([^"]+)"', pages["/-/dashboards/ledger"].text)
     assert any("vega-lite" in s for s in scripts)
