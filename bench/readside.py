@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from ledger.readside import named_params
+from ledger.readside import default_metadata_path, load_metadata, named_params
 
 from .orders import STORE_ID
 from .stats import percentile
@@ -91,6 +91,18 @@ def _canned(client: httpx.Client, db_name: str) -> list[tuple[str, list[str]]]:
     ]
 
 
+def _charts(db_name: str) -> list[tuple[str, str]]:
+    """Every chart of every dashboard in metadata.yml, with its SQL."""
+    meta = load_metadata(default_metadata_path(), db_name)
+    dashboards = (meta.get("plugins") or {}).get("datasette-dashboards") or {}
+    return [
+        (name, chart["query"])
+        for dashboard in dashboards.values()
+        for name, chart in (dashboard.get("charts") or {}).items()
+        if chart.get("db") == db_name
+    ]
+
+
 def _top_sku(db: Path) -> str:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -159,6 +171,10 @@ def readside_section(db: Path, datasette: str, samples: int, csv_repeats: int) -
             pages[f"view:{view}"] = _time_page(client, [f"/{db_name}/{view}"] * samples) | {
                 "target_p99_ms": 100
             }
+        # each dashboard chart's data, as the dashboard page fetches it (no target)
+        for chart, sql in _charts(db_name):
+            path = f"/{db_name}.json?{urlencode({'sql': sql, '_shape': 'array'})}"
+            pages[f"chart:{chart}"] = _time_page(client, [path] * samples) | {"target_p99_ms": None}
         # each canned query with real arguments: an order, the best-selling SKU (its first
         # page, and its last full page, which carries the most totals over), a week
         top = _top_sku(db)

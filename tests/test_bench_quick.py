@@ -56,6 +56,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert pages["query:history_of_order"]["rows_first_page"] > 0
     assert pages["query:history_of_sku"]["rows_first_page"] > 0
     assert pages["query:history_of_sku (last page)"]["rows_first_page"] > 0
+    assert {"chart:orders-count", "chart:outcomes"} <= set(pages)
     assert results["readside"]["orders_csv"]["rows"] == results["history"]["orders"]
     assert results["memory"]["serve_peak_rss_mb"] > 0
     assert out.with_suffix(".md").read_text().startswith("# orderdesk-ledger benchmark")
