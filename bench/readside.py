@@ -174,7 +174,10 @@ def readside_section(db: Path, datasette: str, samples: int, csv_repeats: int) -
         # each dashboard chart's data, as the dashboard page fetches it (no target)
         for chart, sql in _charts(db_name):
             path = f"/{db_name}.json?{urlencode({'sql': sql, '_shape': 'array'})}"
-            pages[f"chart:{chart}"] = _time_page(client, [path] * samples) | {"target_p99_ms": None}
+            pages[f"chart:{chart}"] = _time_page(client, [path] * samples) | {
+                "target_p99_ms": None,
+                "example": f"/{db_name}.json?sql=<the {chart} chart's SQL>",
+            }
         # each canned query with real arguments: an order, the best-selling SKU (its first
         # page, and its last full page, which carries the most totals over), a week
         top = _top_sku(db)
