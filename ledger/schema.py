@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from .errors import NewerSchema
 
@@ -396,14 +397,18 @@ def create_projection_triggers(conn: sqlite3.Connection) -> None:
 def ensure_schema(conn: sqlite3.Connection) -> bool:
     """Create whatever is missing; safe to run at every start and from several processes.
 
-    Returns True when the file was of an older version: its projections were dropped
-    (the log is never touched) and must be rebuilt from the log.
+    Returns True when the file was of an older version that no step upgrades in place:
+    its projections were dropped (the log is never touched) and must be rebuilt from it.
     """
     from .views import ensure_views
 
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = file_version(conn)
+        if _has_table(conn, "events"):
+            while version in UPGRADES_IN_PLACE:
+                UPGRADES_IN_PLACE[version](conn)
+                version += 1
         older = version < SCHEMA_VERSION and _has_table(conn, "events")
         if older:
             drop_projections(conn)
@@ -418,6 +423,22 @@ def ensure_schema(conn: sqlite3.Connection) -> bool:
         conn.execute("ROLLBACK")
         raise
     return older
+
+
+def _count_order_facets(conn: sqlite3.Connection) -> None:
+    """Version 2 to 3: order_facets, counted once from the orders; its triggers keep it
+    from then on (created with the others)."""
+    create_projection_tables(conn)
+    for column in ORDER_FACETS:
+        conn.execute(
+            f"INSERT INTO order_facets SELECT '{column}', {column}, count(*) FROM orders"
+            f" WHERE {column} IS NOT NULL GROUP BY {column}"
+        )
+
+
+# From a version, the step that brings its projections to the next one without a
+# rebuild (a version without a step has its projections rebuilt from the log).
+UPGRADES_IN_PLACE: dict[int, Callable[[sqlite3.Connection], None]] = {2: _count_order_facets}
 
 
 def file_version(conn: sqlite3.Connection) -> int:

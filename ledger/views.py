@@ -186,7 +186,8 @@ INDEXES: dict[str, str] = {
     ),
     "read_orders_date_added": "orders (date_added)",
     "read_orders_updated": "orders (order_updated_at)",  # with date_added: orders_today
-    # the orders page's default facets count these on every load (state: orders_state)
+    # a filtered orders page counts its facets from these (state: orders_state); the
+    # whole table's counts are kept in order_facets
     "read_orders_folder_name": "orders (folder_name)",
     "read_orders_source_name": "orders (source_name)",
     "read_orders_payment_status": "orders (payment_status)",

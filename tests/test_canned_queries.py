@@ -16,7 +16,7 @@ from ledger.readside import make_datasette
 from ledger.settings import Settings
 from ledger.web import create_app
 
-from .helpers import API_KEY, STORE_ID, form, make_order, rows
+from .helpers import API_KEY, STORE_ID, form, make_order, name_folders, rows
 
 OTHER_STORE, OTHER_KEY = "99001", "other-api-key"
 SKU = "PIN-SET-3"  # on every order make_order builds
@@ -31,17 +31,20 @@ def _order(n: int, version: int, pins: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def sku_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """More movements of one SKU than a page holds, in two stores, with quantity changes."""
+    """More movements of one SKU than a page holds, in two stores, with quantity changes,
+    and one event that moves more of them than a page holds."""
     db = tmp_path_factory.mktemp("sku") / "ledger.db"
     settings = Settings(db_path=db, stores={STORE_ID: API_KEY, OTHER_STORE: OTHER_KEY})
     # the other store's orders come first in the log but last on the pages (store order)
     posts = [(OTHER_STORE, OTHER_KEY, _order(n, 0, 2)) for n in range(5)]
     posts += [(STORE_ID, API_KEY, _order(n, 0, 1)) for n in range(190)]
-    posts += [(STORE_ID, API_KEY, _order(n, 1, 2 + n % 3)) for n in range(0, 60, 3)]
+    posts += [(STORE_ID, API_KEY, _order(n, 1, 2 + n % 3)) for n in range(0, 90, 3)]
     with TestClient(create_app(settings)) as client:
         for store, key, payload in posts:
             response = client.post("/orderdesk", **form(payload, store_id=store, api_key=key))
             assert response.status_code == 200, response.text
+    # naming the folder they are in cancels 190 orders at one seq: 190 movements of SKU
+    name_folders(settings, {48201: "Canceled"})
     return db
 
 
@@ -52,7 +55,7 @@ def _running_totals(db: Path) -> list[tuple[Any, ...]]:
     for store, seq, *moves in rows(
         db,
         "SELECT store_id, seq, ordered, shipped, canceled, open FROM inventory_movements"
-        " WHERE code = ? ORDER BY store_id, seq",
+        " WHERE code = ? ORDER BY store_id, seq, order_id",
         (SKU,),
     ):
         total = totals.setdefault(store, [0, 0, 0, 0])
@@ -80,8 +83,16 @@ async def _walk(db: Path, query: str) -> tuple[list[dict[str, Any]], list[int]]:
 def test_history_of_sku_pages_carry_running_totals_over(sku_ledger: Path) -> None:
     seen, sizes = asyncio.run(_walk(sku_ledger, f"code={SKU}"))
     expected = _running_totals(sku_ledger)
-    assert len(expected) > PAGE_ROWS + 10  # the second page starts deep in store one
-    assert sizes == [PAGE_ROWS, len(expected) - PAGE_ROWS]
+    # the first page ends within store one; the second takes every movement of the
+    # folder naming, more than a page; the third is the other store's
+    assert sizes[0] == PAGE_ROWS and sizes[1] > PAGE_ROWS and len(sizes) == 3
+    assert sizes[2] == len(
+        rows(
+            sku_ledger,
+            "SELECT 1 FROM inventory_movements WHERE store_id = ? AND code = ?",
+            (OTHER_STORE, SKU),
+        )
+    )
     got = [
         (r["store_id"], r["seq"], r["ordered_after"], r["shipped_after"], r["canceled_after"],
          r["open_after"])
@@ -96,7 +107,7 @@ def test_history_of_sku_pages_carry_running_totals_over(sku_ledger: Path) -> Non
         (SKU,),
     )
     assert {store: list(total) for store, *total in inventory} == last
-    assert {r["cause"] for r in seen} == {"OrderSnapshotReceived"}
+    assert {r["cause"] for r in seen} == {"OrderSnapshotReceived", "FolderNamed"}
     assert all(r["moved_at"] for r in seen)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +33,7 @@ from .helpers import (
     form,
     ledger,
     ledger_env,
+    make_order,
     name_folders,
     rows,
     sample,
@@ -407,6 +409,38 @@ def test_a_signed_post_with_a_huge_integer_is_kept_and_flagged(
     assert rows(settings.db_path, "SELECT issue FROM projection_issues") == [
         (f"quantity_total {'9' * 40} is out of range",)
     ]
+
+
+def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
+    client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[type-arg]
+    name_folders(settings, FOLDERS)
+    for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
+        assert client.post("/orderdesk", **form(sample(name))).status_code == 200
+    db = settings.db_path
+    facets = rows(db, "SELECT * FROM order_facets")
+    # What a version-2 file looked like: no kept facet counts.
+    conn = sqlite3.connect(db)
+    for (trigger,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'order_facets%'"
+    ).fetchall():
+        conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("DROP TABLE order_facets")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+    with caplog.at_level(logging.WARNING, logger="ledger"):
+        open_ledger(settings)
+    assert "rebuilding" not in caplog.text
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert sorted(rows(db, "SELECT * FROM order_facets")) == sorted(facets) != []
+    assert rebuild.check(db) == []
+    # and its triggers keep the counts from then on
+    assert client.post("/orderdesk", **form(make_order(7))).status_code == 200
+    assert sorted(rows(db, "SELECT * FROM order_facets")) == sorted(
+        rows(db, ORACLES["order_facets"])
+    )
 
 
 @pytest.mark.parametrize("upgrade", ["start", "ledger rebuild"])
