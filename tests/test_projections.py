@@ -411,12 +411,17 @@ def test_a_signed_post_with_a_huge_integer_is_kept_and_flagged(
     ]
 
 
-def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
-    client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[type-arg]
+def _post_the_samples(client: TestClient, settings: Settings) -> None:  # type: ignore[type-arg]
+    """The folders named, then the four sample orders posted through the receiver."""
     name_folders(settings, FOLDERS)
     for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
         assert client.post("/orderdesk", **form(sample(name))).status_code == 200
+
+
+def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
+    client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[type-arg]
+    _post_the_samples(client, settings)
     db = settings.db_path
     facets = rows(db, "SELECT * FROM order_facets")
     # What a version-2 file looked like: no kept facet counts.
@@ -447,9 +452,7 @@ def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
 def test_an_older_file_gets_its_projections_rebuilt_at_start(
     client: TestClient, settings: Settings, upgrade: str
 ) -> None:  # type: ignore[type-arg]
-    name_folders(settings, FOLDERS)
-    for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
-        assert client.post("/orderdesk", **form(sample(name))).status_code == 200
+    _post_the_samples(client, settings)
     db = settings.db_path
     before = contents(db) | {"daily": rows(db, "SELECT * FROM reconcile_daily_totals")}
     events = rows(db, "SELECT * FROM events")
@@ -498,9 +501,7 @@ def test_a_file_from_a_newer_version_is_refused(settings: Settings) -> None:
 def test_a_rebuild_in_worker_processes_equals_the_live_projections(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[type-arg]
-    name_folders(settings, FOLDERS)
-    for name in ("a-new-order", "b-updated-shipped-closed", "c-unicode", "d-canceled"):
-        assert client.post("/orderdesk", **form(sample(name))).status_code == 200
+    _post_the_samples(client, settings)
     more = [
         {"id": str(5000 + n), "date_updated": f"2025-04-0{1 + stage} 10:00:00",
          "folder_id": 48201 + stage + n % 2, "order_total": 10 + n,
