@@ -376,7 +376,7 @@ def render_value(
         return _render_json(value, column)
     if kind == "order" and value:
         return _link(f"{db_path}/history_of_order", "order_id", value, "history of this order")
-    if kind == "sku" and value and table != "history_of_sku":
+    if kind == "sku" and value:  # on its own history too: back to the first page
         return _link(f"{db_path}/history_of_sku", "code", value, "history of this SKU")
     return None
 
