@@ -201,14 +201,21 @@ UPDATE_ORDER_STATE = (
     f"UPDATE orders SET {', '.join(f'{c} = ?' for c in ORDER_STATE_COLUMNS)}"
     " WHERE store_id = ? AND order_id = ?"
 )
+ITEM_COLUMNS = (
+    "store_id", "order_id", "line", "item_id", "code", "name", "quantity", "price_cents",
+    "weight", "category_code", "variation",
+)  # fmt: skip
+SHIPMENT_COLUMNS = (
+    "store_id", "order_id", "line", "shipment_id", "tracking_number", "carrier_code",
+    "shipment_method", "date_shipped", "cost_cents", "weight", "tracking_url",
+)  # fmt: skip
 INSERT_ITEM = (
-    "INSERT INTO order_items (store_id, order_id, line, item_id, code, name, quantity,"
-    " price_cents, weight, category_code, variation) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO order_items ({', '.join(ITEM_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(ITEM_COLUMNS))})"
 )
 INSERT_SHIPMENT = (
-    "INSERT INTO shipments (store_id, order_id, line, shipment_id, tracking_number, carrier_code,"
-    " shipment_method, date_shipped, cost_cents, weight, tracking_url)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO shipments ({', '.join(SHIPMENT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(SHIPMENT_COLUMNS))})"
 )
 INSERT_HISTORY = (
     "INSERT INTO order_history (seq, store_id, order_id, received_at, order_updated_at, applied,"
@@ -370,10 +377,8 @@ def _save_step(
             conn.execute(INSERT_ORDER, row)
         else:
             conn.execute(UPDATE_ORDER, (*row[2:], *key))
-        conn.execute("DELETE FROM order_items WHERE store_id = ? AND order_id = ?", key)
-        conn.execute("DELETE FROM shipments WHERE store_id = ? AND order_id = ?", key)
-        conn.executemany(INSERT_ITEM, item_rows(*key, step.current))
-        conn.executemany(INSERT_SHIPMENT, shipment_rows(*key, step.current))
+        _replace_rows(conn, "order_items", ITEM_COLUMNS, key, item_rows(*key, step.current))
+        _replace_rows(conn, "shipments", SHIPMENT_COLUMNS, key, shipment_rows(*key, step.current))
     else:
         s = step.state
         conn.execute(
@@ -384,6 +389,23 @@ def _save_step(
     conn.executemany(
         INSERT_MOVEMENT.format(table="inventory_movements"), movement_rows(event, order_id, step)
     )
+
+
+def _replace_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    key: tuple[str, str],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """Make an order's lines (or shipments) the snapshot's. Most snapshots move a folder
+    or add a shipment and leave the lines as they were: equal rows are not rewritten."""
+    cols = ", ".join(columns)
+    where = "WHERE store_id = ? AND order_id = ?"
+    if conn.execute(f"SELECT {cols} FROM {table} {where} ORDER BY line", key).fetchall() == rows:
+        return
+    conn.execute(f"DELETE FROM {table} {where}", key)
+    conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
 def checkpoint(conn: sqlite3.Connection) -> int:
