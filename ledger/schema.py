@@ -21,8 +21,9 @@ PROJECTION_TABLES = (
     "checkpoints",
 )
 
-# The file's shape. A file of an older version keeps its log; its projections are
-# dropped and rebuilt from the log at the next start (see ``ensure_schema``).
+# The file's shape. A file of an older version keeps its log; at the next start its
+# projections are upgraded in place where a step says how (UPGRADES_IN_PLACE), or else
+# dropped and rebuilt from the log (see ``ensure_schema``).
 SCHEMA_VERSION = 3
 
 LOG_DDL = """
@@ -405,11 +406,11 @@ def ensure_schema(conn: sqlite3.Connection) -> bool:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = file_version(conn)
-        if _has_table(conn, "events"):
-            while version in UPGRADES_IN_PLACE:
-                UPGRADES_IN_PLACE[version](conn)
-                version += 1
-        older = version < SCHEMA_VERSION and _has_table(conn, "events")
+        has_log = _has_table(conn, "events")  # a new file has no version to come from
+        while has_log and version in UPGRADES_IN_PLACE:
+            UPGRADES_IN_PLACE[version](conn)
+            version += 1
+        older = has_log and version < SCHEMA_VERSION
         if older:
             drop_projections(conn)
         for statement in _statements(LOG_DDL + TRIGGERS_DDL):

@@ -189,10 +189,13 @@ ORDER_STATE_COLUMNS = (
 )  # fmt: skip
 SNAPSHOT_COLUMNS = tuple(k for k in project.VIEW_FIELDS if k not in ORDER_STATE_COLUMNS)
 ORDER_COLUMNS = ("store_id", "order_id", *ORDER_STATE_COLUMNS, *SNAPSHOT_COLUMNS)
-INSERT_ORDER = (
-    f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(ORDER_COLUMNS))})"
-)
+
+
+def insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+INSERT_ORDER = insert_sql("orders", ORDER_COLUMNS)
 UPDATE_ORDER = (
     f"UPDATE orders SET {', '.join(f'{c} = ?' for c in ORDER_COLUMNS[2:])}"
     " WHERE store_id = ? AND order_id = ?"
@@ -209,14 +212,8 @@ SHIPMENT_COLUMNS = (
     "store_id", "order_id", "line", "shipment_id", "tracking_number", "carrier_code",
     "shipment_method", "date_shipped", "cost_cents", "weight", "tracking_url",
 )  # fmt: skip
-INSERT_ITEM = (
-    f"INSERT INTO order_items ({', '.join(ITEM_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(ITEM_COLUMNS))})"
-)
-INSERT_SHIPMENT = (
-    f"INSERT INTO shipments ({', '.join(SHIPMENT_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(SHIPMENT_COLUMNS))})"
-)
+INSERT_ITEM = insert_sql("order_items", ITEM_COLUMNS)
+INSERT_SHIPMENT = insert_sql("shipments", SHIPMENT_COLUMNS)
 INSERT_HISTORY = (
     "INSERT INTO order_history (seq, store_id, order_id, received_at, order_updated_at, applied,"
     " stale, folder_id, payment_status, order_total_cents, lines, shipments, changes)"
@@ -400,12 +397,12 @@ def _replace_rows(
 ) -> None:
     """Make an order's lines (or shipments) the snapshot's. Most snapshots move a folder
     or add a shipment and leave the lines as they were: equal rows are not rewritten."""
-    cols = ", ".join(columns)
     where = "WHERE store_id = ? AND order_id = ?"
-    if conn.execute(f"SELECT {cols} FROM {table} {where} ORDER BY line", key).fetchall() == rows:
+    stored = conn.execute(f"SELECT {', '.join(columns)} FROM {table} {where} ORDER BY line", key)
+    if stored.fetchall() == rows:
         return
     conn.execute(f"DELETE FROM {table} {where}", key)
-    conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})", rows)
+    conn.executemany(insert_sql(table, columns), rows)
 
 
 def checkpoint(conn: sqlite3.Connection) -> int:
