@@ -112,6 +112,19 @@ def _top_sku(db: Path) -> str:
         conn.close()
 
 
+def _unclosed_movements(db: Path) -> int:
+    """The movements reconcile_inventory_drift recounts on each load (after the close)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        sql = (
+            "SELECT count(*) FROM inventory_movements WHERE seq > coalesce("
+            "(SELECT seq FROM checkpoints WHERE name = 'movements_closed'), 0)"
+        )
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
 def _deep_after_seq(db: Path, code: str) -> str:
     """history_of_sku's after_seq for the SKU's last full page: the most totals to carry."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -223,6 +236,7 @@ def readside_section(db: Path, datasette: str, samples: int, csv_repeats: int) -
     return {
         "samples_per_page": samples,
         "views_found": _views(db),
+        "unclosed_movements": _unclosed_movements(db),
         "pages": pages,
         "orders_csv": {
             "seconds": statistics.median(r["seconds"] for r in csv_runs),

@@ -204,7 +204,8 @@ def markdown(r: dict[str, Any]) -> str:
             "## 4. Read side (Datasette from `ledger serve`)",
             "",
             f"{readside['samples_per_page']} sequential requests per page. Views found in the"
-            f" file: {', '.join(readside['views_found']) or 'none'}.",
+            f" file: {', '.join(readside['views_found']) or 'none'}. Movements after the close"
+            f" (what reconcile_inventory_drift recounts): {readside['unclosed_movements']:,}.",
             "",
             "| page | p50 ms | p99 ms | target p99 | statuses | example |",
             "|---|---:|---:|---:|---|---|",

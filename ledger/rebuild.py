@@ -38,11 +38,13 @@ from .store import (
     INSERT_MOVEMENT,
     INSERT_ORDER,
     INSERT_SHIPMENT,
+    MOVEMENTS_CLOSED,
     ORDER_SNAPSHOT,
     UPSERT_FOLDER,
     StoredEvent,
     catch_up,
     checkpoint,
+    close_movements,
     folder_row,
     history_row,
     issue_rows,
@@ -182,8 +184,10 @@ def _project_into(
     until: int,
     progress: Progress | None,
     workers: int,
+    close_through: int,
 ) -> None:
-    """Project events 1..until into fresh tables in ``scratch``.
+    """Project events 1..until into fresh tables in ``scratch``, with the movements up to
+    ``close_through`` closed.
 
     Events are replayed order by order (the index on order id, store, seq gives them in
     that order without sorting), through the same fold as live appends. Orders are
@@ -226,6 +230,7 @@ def _project_into(
         )
         if until:
             out.execute("INSERT INTO checkpoints (name, seq) VALUES (?, ?)", (CHECKPOINT, until))
+        close_movements(out, close_through)
         out.execute("COMMIT")
         if progress:
             progress(done)
@@ -340,7 +345,8 @@ def check(
                 )
             until = checkpoint(live)
             workers = default_workers(until) if workers is None else workers
-            _project_into(scratch, live, db_path, until, progress, workers)
+            closed = checkpoint(live, MOVEMENTS_CLOSED)  # closed as live, to compare
+            _project_into(scratch, live, db_path, until, progress, workers, closed)
             differences = _compare(live)
             live.execute("COMMIT")
             return differences
@@ -358,7 +364,7 @@ def rebuild(db_path: Path, progress: Progress | None = None, workers: int | None
             file_version(conn)  # a newer file's projections are not ours to replace
             until = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
             workers = default_workers(until) if workers is None else workers
-            _project_into(scratch, conn, db_path, until, progress, workers)
+            _project_into(scratch, conn, db_path, until, progress, workers, until)
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
             try:

@@ -14,6 +14,7 @@ PROJECTION_TABLES = (
     "shipments",
     "inventory",
     "inventory_movements",
+    "movements_closed",
     "order_history",
     "projection_issues",
     "daily_totals",
@@ -24,7 +25,7 @@ PROJECTION_TABLES = (
 # The file's shape. A file of an older version keeps its log; at the next start its
 # projections are upgraded in place where a step says how (UPGRADES_IN_PLACE), or else
 # dropped and rebuilt from the log (see ``ensure_schema``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 LOG_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -216,6 +217,18 @@ CREATE TABLE IF NOT EXISTS inventory_movements (
     PRIMARY KEY (seq, store_id, order_id, code)
 ) STRICT, WITHOUT ROWID;
 
+-- Per SKU, the sums of the movements up to the seq the checkpoints row 'movements_closed'
+-- holds: counted from the movements when they were closed (store.close_movements).
+CREATE TABLE IF NOT EXISTS movements_closed (
+    store_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    ordered INTEGER NOT NULL,
+    shipped INTEGER NOT NULL,
+    canceled INTEGER NOT NULL,
+    open INTEGER NOT NULL,
+    orders INTEGER NOT NULL,
+    PRIMARY KEY (store_id, code)
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS order_history (
     seq INTEGER PRIMARY KEY,
@@ -288,7 +301,16 @@ BEGIN
   DELETE FROM inventory WHERE store_id = NEW.store_id AND code = NEW.code AND orders = 0
     AND ordered = 0 AND shipped = 0 AND canceled = 0 AND open = 0;
 END;
+""" + "".join(
+    f"""
+-- A closed movement is counted in movements_closed (store.close_movements): it cannot change.
+CREATE TRIGGER IF NOT EXISTS inventory_movements_closed_no_{verb}
+BEFORE {verb.upper()} ON inventory_movements
+WHEN OLD.seq <= (SELECT seq FROM checkpoints WHERE name = 'movements_closed')
+BEGIN SELECT RAISE(ABORT, 'inventory_movements: a closed movement cannot change'); END;
 """
+    for verb in ("update", "delete")
+)
 
 
 DAILY_MONEY = ("product", "shipping", "handling", "tax", "discount", "order", "refund")
@@ -437,9 +459,20 @@ def _count_order_facets(conn: sqlite3.Connection) -> None:
         )
 
 
+def _close_movements(conn: sqlite3.Connection) -> None:
+    """Version 3 to 4: movements_closed, with every projected movement closed."""
+    from .store import checkpoint, close_movements
+
+    create_projection_tables(conn)
+    close_movements(conn, checkpoint(conn))
+
+
 # From a version, the step that brings its projections to the next one without a
 # rebuild (a version without a step has its projections rebuilt from the log).
-UPGRADES_IN_PLACE: dict[int, Callable[[sqlite3.Connection], None]] = {2: _count_order_facets}
+UPGRADES_IN_PLACE: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _count_order_facets,
+    3: _close_movements,
+}
 
 
 def file_version(conn: sqlite3.Connection) -> int:

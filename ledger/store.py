@@ -21,6 +21,11 @@ from .verify import Snapshot, parse_order
 ORDER_SNAPSHOT = "OrderSnapshotReceived"
 FOLDER_NAMED = "FolderNamed"
 CHECKPOINT = "projections"
+# The checkpoints row up to whose seq the inventory movements are closed (close_movements).
+MOVEMENTS_CLOSED = "movements_closed"
+# Closing every 10,000 events keeps what reconcile_inventory_drift recounts on each load
+# to ~16,000 movements, and each close to a few tens of milliseconds.
+CLOSE_EVERY = 10_000
 
 
 def utcnow() -> str:
@@ -294,10 +299,14 @@ def apply_event(conn: sqlite3.Connection, event: StoredEvent) -> None:
         conn.execute("ROLLBACK TO project")
         conn.execute(INSERT_ISSUE, (event.seq, event.store_id, event.order_id, not_projected(exc)))
     conn.execute("RELEASE project")
+    _set_checkpoint(conn, CHECKPOINT, event.seq)
+
+
+def _set_checkpoint(conn: sqlite3.Connection, name: str, seq: int) -> None:
     conn.execute(
         "INSERT INTO checkpoints (name, seq) VALUES (?, ?)"
         " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
-        (CHECKPOINT, event.seq),
+        (name, seq),
     )
 
 
@@ -405,9 +414,35 @@ def _replace_rows(
     conn.executemany(insert_sql(table, columns), rows)
 
 
-def checkpoint(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT seq FROM checkpoints WHERE name = ?", (CHECKPOINT,)).fetchone()
+def checkpoint(conn: sqlite3.Connection, name: str = CHECKPOINT) -> int:
+    row = conn.execute("SELECT seq FROM checkpoints WHERE name = ?", (name,)).fetchone()
     return int(row[0]) if row else 0
+
+
+# ``WHERE`` before ``ON CONFLICT``: without it SQLite could read the upsert as a join.
+CLOSE_MOVEMENTS = f"""
+INSERT INTO movements_closed (store_id, code, {", ".join(project.BUCKETS)})
+SELECT store_id, code, {", ".join(f"sum({b})" for b in project.BUCKETS)}
+FROM inventory_movements WHERE seq > ? AND seq <= ? GROUP BY store_id, code
+ON CONFLICT (store_id, code) DO UPDATE SET
+{", ".join(f"{b} = {b} + excluded.{b}" for b in project.BUCKETS)}
+"""
+
+
+def close_movements(conn: sqlite3.Connection, through: int) -> int:
+    """Close the inventory movements up to seq ``through`` (inside the caller's write
+    transaction); returns the seq they are closed up to.
+
+    Their sums per SKU are counted here by SQL from the movements themselves, not by the
+    trigger that keeps ``inventory``, and added to ``movements_closed``; from then on a
+    closed movement cannot change (triggers refuse it). So reconcile_inventory_drift
+    recounts only the movements after the close, however long the log grows.
+    """
+    closed = checkpoint(conn, MOVEMENTS_CLOSED)
+    if through > closed:
+        conn.execute(CLOSE_MOVEMENTS, (closed, through))
+        _set_checkpoint(conn, MOVEMENTS_CLOSED, through)
+    return max(through, closed)
 
 
 def iter_events(

@@ -240,12 +240,14 @@ class BatchCommitter:
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
+        self._closed = 0  # the seq the inventory movements are closed up to
 
     def open(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's job
             conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+            self._closed = store.checkpoint(conn, store.MOVEMENTS_CLOSED)
             self._conn = conn
         if self._checkpointer is None:
             self._checkpointer = Checkpointer(self._db_path, self._busy_timeout_ms)
@@ -288,7 +290,20 @@ class BatchCommitter:
             return [(False, StorageUnavailable(f"database unavailable: {exc}"))] * len(jobs)
         with contextlib.suppress(sqlite3.Error):  # committed already: answers stand
             self._bound_wal(conn)
+        if head.seq - self._closed >= store.CLOSE_EVERY:
+            self._close_movements(conn)
         return results
+
+    def _close_movements(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self._closed = store.close_movements(conn, store.checkpoint(conn))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # committed already: answers stand; the next batch retries
+            log.warning("inventory movements not closed: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     def _one(self, conn: sqlite3.Connection, job: Job, head: store.Head) -> tuple[bool, Any]:
         saved = (head.seq, head.hash)

@@ -1,0 +1,150 @@
+"""Closed inventory movements: the drift check recounts only what came after the close."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger import rebuild, store, writer
+from ledger.schema import SCHEMA_VERSION
+from ledger.settings import Settings
+from ledger.startup import open_ledger
+
+from .helpers import STORE_ID, make_order, rows, signed_snapshot
+
+SUMS = "sum(ordered), sum(shipped), sum(canceled), sum(open), sum(orders)"
+CLOSED = "SELECT seq FROM checkpoints WHERE name = 'movements_closed'"
+
+
+def jobs(numbers: range) -> list[store.AppendSnapshot]:
+    delivery = store.Delivery(store.utcnow(), "127.0.0.1", "POST", None, 1000, STORE_ID)
+    return [store.AppendSnapshot(delivery, signed_snapshot(make_order(n))) for n in numbers]
+
+
+def closed_oracle(db: Path) -> list[tuple[Any, ...]]:
+    """What movements_closed must hold: every movement up to the close, summed per SKU."""
+    return rows(
+        db,
+        f"SELECT store_id, code, {SUMS} FROM inventory_movements"
+        f" WHERE seq <= ({CLOSED}) GROUP BY store_id, code ORDER BY store_id, code",
+    )
+
+
+def drift(db: Path) -> list[tuple[Any, ...]]:
+    return rows(db, "SELECT code FROM reconcile_inventory_drift")
+
+
+def written(settings: Settings, monkeypatch: pytest.MonkeyPatch, every: int = 7) -> Path:
+    """Orders with several SKUs each, committed in batches of four by the real committer,
+    which closes the movements every ``every`` events; left with some unclosed."""
+    monkeypatch.setattr(store, "CLOSE_EVERY", every)
+    db = settings.db_path
+    key = open_ledger(settings)
+    committer = writer.BatchCommitter(str(db), key, 10_000)
+    closes = []
+    try:
+        committer.open()
+        for start in range(0, 40, 4):
+            assert all(ok for ok, _ in committer.commit(jobs(range(start, start + 4))))
+            closes.append(rows(db, CLOSED))
+        # three more events, fewer than a close interval: not closed
+        assert all(ok for ok, _ in committer.commit(jobs(range(40, 43))))
+    finally:
+        committer.close()
+    # closed at a batch's end once 7 events or more are open
+    assert [c[0][0] if c else 0 for c in closes] == [0, 8, 8, 16, 16, 24, 24, 32, 32, 40]
+    assert rows(db, CLOSED) == [(40,)] and rows(db, "SELECT max(seq) FROM events") == [(43,)]
+    return db
+
+
+def test_the_writer_closes_movements_and_the_drift_view_adds_the_rest(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = written(settings, monkeypatch)
+    assert rows(db, "SELECT store_id, code, ordered, shipped, canceled, open, orders"
+                " FROM movements_closed ORDER BY store_id, code") == closed_oracle(db) != []  # fmt: skip
+    assert rows(db, "SELECT count(*) FROM inventory_movements WHERE seq > 40") != [(0,)]
+    assert drift(db) == []
+    # the view reads the movements after the close through the primary key, not a scan
+    plan = [r[3] for r in rows(db, "EXPLAIN QUERY PLAN SELECT * FROM reconcile_inventory_drift")]
+    assert "SEARCH inventory_movements USING PRIMARY KEY (seq>?)" in plan
+    assert not [s for s in plan if s.startswith("SCAN inventory_movements")]
+
+
+def test_a_closed_movement_cannot_change_and_any_drift_shows(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db = written(settings, monkeypatch)
+    conn = sqlite3.connect(db)
+    try:
+        for tamper in (
+            "UPDATE inventory_movements SET open = open + 1 WHERE seq = 40",
+            "DELETE FROM inventory_movements WHERE seq = 1",
+        ):
+            with pytest.raises(sqlite3.IntegrityError, match="a closed movement cannot change"):
+                conn.execute(tamper)
+    finally:
+        conn.close()
+    # seq 42 (order 41, after the close) moved SKU-6; any of the three numbers the view
+    # compares, changed by hand, shows
+    for tamper in (
+        "UPDATE inventory_movements SET ordered = ordered + 2 WHERE seq = 42 AND code = 'SKU-6'",
+        "UPDATE movements_closed SET orders = orders - 1 WHERE code = 'SKU-6'",
+        "UPDATE inventory SET shipped = shipped + 5 WHERE code = 'SKU-6'",
+    ):
+        copy = tmp_path / f"tampered-{tamper.split()[1]}.db"
+        source, target = sqlite3.connect(db), sqlite3.connect(copy)
+        source.backup(target)
+        source.close()
+        assert target.execute(tamper).rowcount == 1
+        target.commit()
+        target.close()
+        assert drift(copy) == [("SKU-6",)], tamper
+
+
+def test_rebuild_closes_every_movement_and_check_compares_the_closed_sums(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = written(settings, monkeypatch)
+    assert rebuild.check(db) == [], "closed up to the same seq as live, then compared"
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE movements_closed SET ordered = ordered + 1 WHERE code = 'SKU-0'")
+    conn.commit()
+    conn.close()
+    assert [d.table for d in rebuild.check(db)] == ["movements_closed"]
+    rebuild.rebuild(db)
+    assert rows(db, CLOSED) == [(43,)]
+    assert rows(db, "SELECT store_id, code, ordered, shipped, canceled, open, orders"
+                " FROM movements_closed ORDER BY store_id, code") == closed_oracle(db)  # fmt: skip
+    assert drift(db) == []
+    with pytest.raises(sqlite3.IntegrityError):
+        sqlite3.connect(db).execute("DELETE FROM inventory_movements WHERE seq = 43")
+
+
+def test_a_version_3_file_gets_its_movements_closed_in_place(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = written(settings, monkeypatch)
+    # What a version-3 file looked like: no closed movements.
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE movements_closed")
+    conn.execute("DROP TRIGGER inventory_movements_closed_no_update")
+    conn.execute("DROP TRIGGER inventory_movements_closed_no_delete")
+    conn.execute("DELETE FROM checkpoints WHERE name = 'movements_closed'")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+
+    with caplog.at_level(logging.WARNING, logger="ledger"):
+        open_ledger(settings)
+    assert "rebuilding" not in caplog.text
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows(db, CLOSED) == [(43,)], "every projected movement, closed at the upgrade"
+    assert rows(db, "SELECT store_id, code, ordered, shipped, canceled, open, orders"
+                " FROM movements_closed ORDER BY store_id, code") == closed_oracle(db) != []  # fmt: skip
+    assert drift(db) == []
+    assert rebuild.check(db) == []
