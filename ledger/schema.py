@@ -173,7 +173,6 @@ CREATE TABLE IF NOT EXISTS order_items (
     variation TEXT,
     PRIMARY KEY (store_id, order_id, line)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS order_items_code ON order_items (store_id, code);
 
 CREATE TABLE IF NOT EXISTS shipments (
     store_id TEXT NOT NULL,
