@@ -48,8 +48,8 @@ DATASETTE_SETTINGS: dict[str, Any] = {
     "suggest_facets": False,
     "allow_download": False,
     "default_page_size": 50,
-    # The inventory drift check recounts every movement (~0.7 s at a million events, and
-    # more as the log grows); an auditor should get the answer, not a time-out.
+    # Auditors reconcile with their own SQL over the whole log (a scan of a million
+    # events takes seconds); they should get the answer, not a time-out.
     "sql_time_limit_ms": 15_000,
     "max_returned_rows": 1000,
     "facet_time_limit_ms": 500,

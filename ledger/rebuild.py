@@ -184,6 +184,7 @@ def _project_into(
     until: int,
     progress: Progress | None,
     workers: int,
+    *,
     close_through: int,
 ) -> None:
     """Project events 1..until into fresh tables in ``scratch``, with the movements up to
@@ -346,7 +347,7 @@ def check(
             until = checkpoint(live)
             workers = default_workers(until) if workers is None else workers
             closed = checkpoint(live, MOVEMENTS_CLOSED)  # closed as live, to compare
-            _project_into(scratch, live, db_path, until, progress, workers, closed)
+            _project_into(scratch, live, db_path, until, progress, workers, close_through=closed)
             differences = _compare(live)
             live.execute("COMMIT")
             return differences
@@ -364,7 +365,7 @@ def rebuild(db_path: Path, progress: Progress | None = None, workers: int | None
             file_version(conn)  # a newer file's projections are not ours to replace
             until = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
             workers = default_workers(until) if workers is None else workers
-            _project_into(scratch, conn, db_path, until, progress, workers, until)
+            _project_into(scratch, conn, db_path, until, progress, workers, close_through=until)
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
             try:

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 
 from .errors import NewerSchema
+from .store import checkpoint, close_movements
 
 PROJECTION_TABLES = (
     "folders",
@@ -300,16 +301,24 @@ BEGIN
   DELETE FROM inventory WHERE store_id = NEW.store_id AND code = NEW.code AND orders = 0
     AND ordered = 0 AND shipped = 0 AND canceled = 0 AND open = 0;
 END;
-""" + "".join(
-    f"""
--- A closed movement is counted in movements_closed (store.close_movements): it cannot change.
-CREATE TRIGGER IF NOT EXISTS inventory_movements_closed_no_{verb}
-BEFORE {verb.upper()} ON inventory_movements
-WHEN OLD.seq <= (SELECT seq FROM checkpoints WHERE name = 'movements_closed')
-BEGIN SELECT RAISE(ABORT, 'inventory_movements: a closed movement cannot change'); END;
 """
-    for verb in ("update", "delete")
-)
+
+_CLOSED = "(SELECT seq FROM checkpoints WHERE name = 'movements_closed')"
+CLOSED_MOVEMENTS_TRIGGERS = f"""
+-- A closed movement is counted in movements_closed (store.close_movements): it cannot
+-- change, and none can join the closed ones. INSERT OR REPLACE deletes the old row
+-- without firing DELETE triggers unless recursive_triggers is on, so the INSERT trigger
+-- refuses that too.
+CREATE TRIGGER IF NOT EXISTS inventory_movements_closed_no_update
+BEFORE UPDATE ON inventory_movements WHEN OLD.seq <= {_CLOSED}
+BEGIN SELECT RAISE(ABORT, 'inventory_movements: a closed movement cannot change'); END;
+CREATE TRIGGER IF NOT EXISTS inventory_movements_closed_no_delete
+BEFORE DELETE ON inventory_movements WHEN OLD.seq <= {_CLOSED}
+BEGIN SELECT RAISE(ABORT, 'inventory_movements: a closed movement cannot change'); END;
+CREATE TRIGGER IF NOT EXISTS inventory_movements_closed_no_insert
+BEFORE INSERT ON inventory_movements WHEN NEW.seq <= {_CLOSED}
+BEGIN SELECT RAISE(ABORT, 'inventory_movements: movements up to this seq are closed'); END;
+"""
 
 
 DAILY_MONEY = ("product", "shipping", "handling", "tax", "discount", "order", "refund")
@@ -379,7 +388,9 @@ BEGIN{"".join(_facet_count("NEW", c, "+1") for c in ORDER_FACETS)}
 END;{"".join(_facet_move(c) for c in ORDER_FACETS)}
 """
 
-PROJECTION_TRIGGERS = INVENTORY_TRIGGERS + DAILY_TOTALS_TRIGGERS + ORDER_FACETS_TRIGGERS
+PROJECTION_TRIGGERS = (
+    INVENTORY_TRIGGERS + CLOSED_MOVEMENTS_TRIGGERS + DAILY_TOTALS_TRIGGERS + ORDER_FACETS_TRIGGERS
+)
 
 
 def connect(
@@ -460,8 +471,6 @@ def _count_order_facets(conn: sqlite3.Connection) -> None:
 
 def _close_movements(conn: sqlite3.Connection) -> None:
     """Version 3 to 4: movements_closed, with every projected movement closed."""
-    from .store import checkpoint, close_movements
-
     create_projection_tables(conn)
     close_movements(conn, checkpoint(conn))
 

@@ -430,18 +430,27 @@ ON CONFLICT (store_id, code) DO UPDATE SET
 
 
 def close_movements(conn: sqlite3.Connection, through: int) -> int:
-    """Close the inventory movements up to seq ``through`` (inside the caller's write
-    transaction); returns the seq they are closed up to.
+    """Close the inventory movements up to seq ``through``; returns the seq they are
+    closed up to.
 
     Their sums per SKU are counted here by SQL from the movements themselves, not by the
     trigger that keeps ``inventory``, and added to ``movements_closed``; from then on a
     closed movement cannot change (triggers refuse it). So reconcile_inventory_drift
     recounts only the movements after the close, however long the log grows.
     """
-    closed = checkpoint(conn, MOVEMENTS_CLOSED)
-    if through > closed:
-        conn.execute(CLOSE_MOVEMENTS, (closed, through))
-        _set_checkpoint(conn, MOVEMENTS_CLOSED, through)
+    # The closed seq, the sums and the new seq as one, in a caller's transaction or not:
+    # sums added twice would show as drift.
+    conn.execute("SAVEPOINT close")
+    try:
+        closed = checkpoint(conn, MOVEMENTS_CLOSED)
+        if through > closed:
+            conn.execute(CLOSE_MOVEMENTS, (closed, through))
+            _set_checkpoint(conn, MOVEMENTS_CLOSED, through)
+    except BaseException:
+        conn.execute("ROLLBACK TO close")
+        conn.execute("RELEASE close")
+        raise
+    conn.execute("RELEASE close")
     return max(through, closed)
 
 

@@ -205,7 +205,7 @@ INDEXES: dict[str, str] = {
 }
 
 
-# Indexes an older version created that INDEXES has replaced: each still costs every write.
+# Indexes an older version created and this one does not: each still costs every write.
 RETIRED_INDEXES = (
     "read_inventory_movements_code",
     "read_deliveries_sha",

@@ -181,6 +181,7 @@ def writer_process(pipe: Connection, db_path: str, key: bytes, busy_timeout_ms: 
         if jobs is None:
             break
         pipe.send(committer.commit(jobs))
+        committer.maintain()  # after the answers: they never wait for upkeep
     committer.close()
 
 
@@ -240,14 +241,12 @@ class BatchCommitter:
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
-        self._closed = 0  # the seq the inventory movements are closed up to
 
     def open(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = connect(self._db_path, busy_timeout_ms=self._busy_timeout_ms)
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's job
             conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
-            self._closed = store.checkpoint(conn, store.MOVEMENTS_CLOSED)
             self._conn = conn
         if self._checkpointer is None:
             self._checkpointer = Checkpointer(self._db_path, self._busy_timeout_ms)
@@ -265,6 +264,20 @@ class BatchCommitter:
                 self._conn.close()
         self._conn = None
 
+    def maintain(self) -> None:
+        """Upkeep between batches: bound the WAL, close the inventory movements when due.
+        Committed answers stand whatever happens here; a failure is retried next time."""
+        if self._conn is None:
+            return
+        try:
+            self._bound_wal(self._conn)
+            self._close_movements(self._conn)
+        except sqlite3.Error as exc:
+            log.warning("upkeep after a batch failed: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+
     def _bound_wal(self, conn: sqlite3.Connection) -> None:
         try:
             size = os.path.getsize(self._wal_path)
@@ -272,6 +285,17 @@ class BatchCommitter:
             return
         if size > WAL_LIMIT_BYTES:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    @staticmethod
+    def _close_movements(conn: sqlite3.Connection) -> None:
+        # Read from the file, not remembered: a rebuild swapped in meanwhile closes anew.
+        if store.checkpoint(conn) - store.checkpoint(conn, store.MOVEMENTS_CLOSED) < (
+            store.CLOSE_EVERY
+        ):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        store.close_movements(conn, store.checkpoint(conn))
+        conn.execute("COMMIT")
 
     def commit(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
@@ -288,22 +312,7 @@ class BatchCommitter:
             log.error("batch of %d not committed: %s", len(jobs), exc)
             self.close()
             return [(False, StorageUnavailable(f"database unavailable: {exc}"))] * len(jobs)
-        with contextlib.suppress(sqlite3.Error):  # committed already: answers stand
-            self._bound_wal(conn)
-        if head.seq - self._closed >= store.CLOSE_EVERY:
-            self._close_movements(conn)
         return results
-
-    def _close_movements(self, conn: sqlite3.Connection) -> None:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            self._closed = store.close_movements(conn, store.checkpoint(conn))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:  # committed already: answers stand; the next batch retries
-            log.warning("inventory movements not closed: %s", exc)
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
 
     def _one(self, conn: sqlite3.Connection, job: Job, head: store.Head) -> tuple[bool, Any]:
         saved = (head.seq, head.hash)

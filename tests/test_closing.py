@@ -20,9 +20,15 @@ SUMS = "sum(ordered), sum(shipped), sum(canceled), sum(open), sum(orders)"
 CLOSED = "SELECT seq FROM checkpoints WHERE name = 'movements_closed'"
 
 
-def jobs(numbers: range) -> list[store.AppendSnapshot]:
+def jobs(numbers: range) -> list[writer.Job]:
     delivery = store.Delivery(store.utcnow(), "127.0.0.1", "POST", None, 1000, STORE_ID)
     return [store.AppendSnapshot(delivery, signed_snapshot(make_order(n))) for n in numbers]
+
+
+def commit(committer: writer.BatchCommitter, numbers: range) -> None:
+    """One batch, as the writer process runs it: commit, (answer), then upkeep."""
+    assert all(ok for ok, _ in committer.commit(jobs(numbers)))
+    committer.maintain()
 
 
 def closed_oracle(db: Path) -> list[tuple[Any, ...]]:
@@ -49,10 +55,9 @@ def written(settings: Settings, monkeypatch: pytest.MonkeyPatch, every: int = 7)
     try:
         committer.open()
         for start in range(0, 40, 4):
-            assert all(ok for ok, _ in committer.commit(jobs(range(start, start + 4))))
+            commit(committer, range(start, start + 4))
             closes.append(rows(db, CLOSED))
-        # three more events, fewer than a close interval: not closed
-        assert all(ok for ok, _ in committer.commit(jobs(range(40, 43))))
+        commit(committer, range(40, 43))  # fewer than a close interval: not closed
     finally:
         committer.close()
     # closed at a batch's end once 7 events or more are open
@@ -84,8 +89,13 @@ def test_a_closed_movement_cannot_change_and_any_drift_shows(
         for tamper in (
             "UPDATE inventory_movements SET open = open + 1 WHERE seq = 40",
             "DELETE FROM inventory_movements WHERE seq = 1",
+            # a plain connection: recursive_triggers off, so REPLACE fires no DELETE trigger
+            "INSERT OR REPLACE INTO inventory_movements SELECT seq, store_id, order_id, code,"
+            " 0, 0, 0, 0, 0, moved_at FROM inventory_movements WHERE seq = 2",
+            "INSERT INTO inventory_movements SELECT 3, store_id, order_id, 'LATE', ordered,"
+            " shipped, canceled, open, orders, moved_at FROM inventory_movements WHERE seq = 2",
         ):
-            with pytest.raises(sqlite3.IntegrityError, match="a closed movement cannot change"):
+            with pytest.raises(sqlite3.IntegrityError, match="closed"):
                 conn.execute(tamper)
     finally:
         conn.close()
@@ -132,8 +142,8 @@ def test_a_version_3_file_gets_its_movements_closed_in_place(
     # What a version-3 file looked like: no closed movements.
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE movements_closed")
-    conn.execute("DROP TRIGGER inventory_movements_closed_no_update")
-    conn.execute("DROP TRIGGER inventory_movements_closed_no_delete")
+    for verb in ("update", "delete", "insert"):
+        conn.execute(f"DROP TRIGGER inventory_movements_closed_no_{verb}")
     conn.execute("DELETE FROM checkpoints WHERE name = 'movements_closed'")
     conn.execute("PRAGMA user_version = 3")
     conn.commit()
@@ -148,3 +158,43 @@ def test_a_version_3_file_gets_its_movements_closed_in_place(
                 " FROM movements_closed ORDER BY store_id, code") == closed_oracle(db) != []  # fmt: skip
     assert drift(db) == []
     assert rebuild.check(db) == []
+
+
+def test_a_close_that_fails_is_retried_and_never_half_done(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = written(settings, monkeypatch)
+    committer = writer.BatchCommitter(str(db), open_ledger(settings), busy_timeout_ms=50)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        committer.open()
+        assert all(ok for ok, _ in committer.commit(jobs(range(43, 47))))  # 47: close due
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        committer.maintain()  # logs, gives up; the answers above stood already
+        assert rows(db, CLOSED) == [(40,)]
+        blocker.execute("ROLLBACK")
+        committer.maintain()
+        assert rows(db, CLOSED) == [(47,)]
+    finally:
+        blocker.close()
+        committer.close()
+    assert rows(db, "SELECT store_id, code, ordered, shipped, canceled, open, orders"
+                " FROM movements_closed ORDER BY store_id, code") == closed_oracle(db)  # fmt: skip
+    assert drift(db) == []
+
+
+def test_after_a_rebuild_an_open_writer_closes_from_the_rebuilt_file(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = written(settings, monkeypatch)  # closed up to 40, head 43
+    committer = writer.BatchCommitter(str(db), open_ledger(settings), 10_000)
+    try:
+        committer.open()
+        rebuild.rebuild(db)  # closes up to 43
+        commit(committer, range(43, 47))  # 47: 4 past the rebuilt close, 7 past the old one
+        assert rows(db, CLOSED) == [(43,)]
+        commit(committer, range(47, 50))
+        assert rows(db, CLOSED) == [(50,)]
+    finally:
+        committer.close()
+    assert drift(db) == []

@@ -453,6 +453,10 @@ def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
     assert "rebuilding" not in caplog.text
     assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert sorted(rows(db, "SELECT * FROM order_facets")) == sorted(facets) != []
+    # and on through version 4: every projected movement closed
+    assert rows(db, "SELECT seq FROM checkpoints WHERE name = 'movements_closed'") == rows(
+        db, "SELECT max(seq) FROM events"
+    )
     assert rebuild.check(db) == []
     # and its triggers keep the counts from then on
     assert client.post("/orderdesk", **form(make_order(7))).status_code == 200
