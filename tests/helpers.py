@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import sqlite3
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from ledger.schema import connect
+from ledger.schema import SCHEMA_VERSION, connect
 from ledger.send import multipart, signed_headers, urlencoded
 from ledger.settings import Settings
 from ledger.startup import open_ledger
@@ -269,3 +271,21 @@ def make_order(n: int, *, version: int = 0, pad: int = 0) -> bytes:
     import json
 
     return json.dumps(body, ensure_ascii=False).replace("/", "\\/").encode("utf-8")
+
+
+def as_older_version(db: Path, version: int, *undo: str) -> None:
+    """Make the file look like one of an older schema version: run ``undo``, set it."""
+    conn = sqlite3.connect(db)
+    for statement in undo:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
+
+
+def upgraded_in_place(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Open the file as a start does; it must reach this version without a rebuild."""
+    with caplog.at_level(logging.WARNING, logger="ledger"):
+        open_ledger(settings)
+    assert "rebuilding" not in caplog.text
+    assert rows(settings.db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,11 +9,17 @@ from typing import Any
 import pytest
 
 from ledger import rebuild, store, writer
-from ledger.schema import SCHEMA_VERSION
 from ledger.settings import Settings
 from ledger.startup import open_ledger
 
-from .helpers import STORE_ID, make_order, rows, signed_snapshot
+from .helpers import (
+    STORE_ID,
+    as_older_version,
+    make_order,
+    rows,
+    signed_snapshot,
+    upgraded_in_place,
+)
 
 SUMS = "sum(ordered), sum(shipped), sum(canceled), sum(open), sum(orders)"
 CLOSED = "SELECT seq FROM checkpoints WHERE name = 'movements_closed'"
@@ -140,19 +145,17 @@ def test_a_version_3_file_gets_its_movements_closed_in_place(
 ) -> None:
     db = written(settings, monkeypatch)
     # What a version-3 file looked like: no closed movements.
-    conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE movements_closed")
-    for verb in ("update", "delete", "insert"):
-        conn.execute(f"DROP TRIGGER inventory_movements_closed_no_{verb}")
-    conn.execute("DELETE FROM checkpoints WHERE name = 'movements_closed'")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
-
-    with caplog.at_level(logging.WARNING, logger="ledger"):
-        open_ledger(settings)
-    assert "rebuilding" not in caplog.text
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    as_older_version(
+        db,
+        3,
+        "DROP TABLE movements_closed",
+        *(
+            f"DROP TRIGGER inventory_movements_closed_no_{v}"
+            for v in ("update", "delete", "insert")
+        ),
+        "DELETE FROM checkpoints WHERE name = 'movements_closed'",
+    )
+    upgraded_in_place(settings, caplog)
     assert rows(db, CLOSED) == [(43,)], "every projected movement, closed at the upgrade"
     assert rows(db, "SELECT store_id, code, ordered, shipped, canceled, open, orders"
                 " FROM movements_closed ORDER BY store_id, code") == closed_oracle(db) != []  # fmt: skip

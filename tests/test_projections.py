@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +30,7 @@ from ledger.store import (
 from .helpers import (
     API_KEY,
     STORE_ID,
+    as_older_version,
     form,
     ledger,
     ledger_env,
@@ -39,6 +39,7 @@ from .helpers import (
     rows,
     sample,
     signed_snapshot,
+    upgraded_in_place,
 )
 
 FOLDERS = {48201: "New", 48202: "Prepared", 48203: "Closed", 48204: "Canceled"}
@@ -438,20 +439,13 @@ def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
     db = settings.db_path
     facets = rows(db, "SELECT * FROM order_facets")
     # What a version-2 file looked like: no kept facet counts.
-    conn = sqlite3.connect(db)
-    for (trigger,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'order_facets%'"
-    ).fetchall():
-        conn.execute(f"DROP TRIGGER {trigger}")
-    conn.execute("DROP TABLE order_facets")
-    conn.execute("PRAGMA user_version = 2")
-    conn.commit()
-    conn.close()
-
-    with caplog.at_level(logging.WARNING, logger="ledger"):
-        open_ledger(settings)
-    assert "rebuilding" not in caplog.text
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    triggers = rows(
+        db, "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'order_facets%'"
+    )
+    as_older_version(
+        db, 2, *(f"DROP TRIGGER {name}" for (name,) in triggers), "DROP TABLE order_facets"
+    )
+    upgraded_in_place(settings, caplog)
     assert sorted(rows(db, "SELECT * FROM order_facets")) == sorted(facets) != []
     # and on through version 4: every projected movement closed
     assert rows(db, "SELECT seq FROM checkpoints WHERE name = 'movements_closed'") == rows(
