@@ -174,7 +174,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines += [
             "## 3. Rebuild and verify",
             "",
-            f"Over {rebuild['events']:,} events ({rebuild['repeats']} run(s) each).",
+            f"Over {rebuild['events']:,} events ({rebuild['repeats']} run(s) each). Peak RSS:"
+            " the peaks of the command's processes summed (the rebuild's workers included).",
             "",
             "| what | seconds | events/s | peak RSS MB | ratio |",
             "|---|---:|---:|---:|---:|",
