@@ -475,6 +475,12 @@ class _Hooks:
         )
 
     @_hook
+    def extra_template_vars(self, database: str | None, datasette: Datasette) -> dict[str, Any]:
+        if not isinstance(datasette, LedgerDatasette) or database is None:
+            return {}
+        return {"more_sku_movements": functools.partial(more_sku_movements, datasette, database)}
+
+    @_hook
     def extra_css_urls(self, datasette: Datasette) -> list[str]:
         if not isinstance(datasette, LedgerDatasette):
             return []
@@ -499,6 +505,23 @@ class _Hooks:
     @_hook
     def register_routes(self) -> list[tuple[str, Any]]:
         return [(r"^/-/reconciliation$", reconciliation_page)]
+
+
+MORE_SKU_MOVEMENTS = """
+SELECT EXISTS (
+  SELECT 1 FROM inventory_movements INDEXED BY read_inventory_movements_sums
+  WHERE code = :code AND (store_id > :store_id OR (store_id = :store_id AND seq > :seq)))
+"""
+
+
+async def more_sku_movements(
+    datasette: Datasette, database: str, code: str, store_id: str, seq: int
+) -> bool:
+    """Whether the SKU moved after (store_id, seq): history_of_sku links a next page only
+    then, so a page that ends on the SKU's last movement does not lead to an empty one."""
+    params = {"code": code, "store_id": store_id, "seq": seq}
+    result = await datasette.get_database(database).execute(MORE_SKU_MOVEMENTS, params)
+    return bool(result.first()[0])
 
 
 async def reconciliation_page(request: Request, datasette: Datasette) -> Response:

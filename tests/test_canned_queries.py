@@ -111,6 +111,23 @@ def test_history_of_sku_pages_carry_running_totals_over(sku_ledger: Path) -> Non
     assert all(r["moved_at"] for r in seen)
 
 
+def test_a_page_that_ends_on_the_last_movement_links_no_next_page(sku_ledger: Path) -> None:
+    # store one: 190 new orders, 30 changes, then 190 movements at the folder naming's
+    # seq; the other store: 5. After the 25th change, exactly one page is left.
+    seqs = [
+        seq
+        for (seq,) in rows(
+            sku_ledger,
+            "SELECT seq FROM inventory_movements WHERE code = ? AND store_id = ? ORDER BY seq",
+            (SKU, STORE_ID),
+        )
+    ]
+    assert len(seqs) == 190 + 30 + 190 and len(set(seqs[220:])) == 1
+    seen, sizes = asyncio.run(_walk(sku_ledger, f"code={SKU}&after_seq={seqs[214]}"))
+    assert sizes == [PAGE_ROWS], "a full page, and no link to an empty one"
+    assert seen[-1]["store_id"] == OTHER_STORE
+
+
 def test_history_of_sku_starts_over_on_an_unusable_after_seq(sku_ledger: Path) -> None:
     first, _ = asyncio.run(_walk(sku_ledger, f"code={SKU}&after_seq=not-a-number"))
     assert first[0]["seq"] == _running_totals(sku_ledger)[0][1]
