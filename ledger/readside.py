@@ -507,10 +507,12 @@ class _Hooks:
         return [(r"^/-/reconciliation$", reconciliation_page)]
 
 
+# A row value, not "store_id > ? OR (store_id = ? AND seq > ?)": SQLite seeks the index
+# to it, where the OR read a best-seller's movements from its first (0.01 against 114 ms).
 MORE_SKU_MOVEMENTS = """
 SELECT EXISTS (
   SELECT 1 FROM inventory_movements INDEXED BY read_inventory_movements_sums
-  WHERE code = :code AND (store_id > :store_id OR (store_id = :store_id AND seq > :seq)))
+  WHERE code = :code AND (store_id, seq) > (:store_id, :seq))
 """
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from ledger.readside import make_datasette
+from ledger.readside import MORE_SKU_MOVEMENTS, make_datasette
 from ledger.settings import Settings
 from ledger.web import create_app
 
@@ -126,6 +126,16 @@ def test_a_page_that_ends_on_the_last_movement_links_no_next_page(sku_ledger: Pa
     seen, sizes = asyncio.run(_walk(sku_ledger, f"code={SKU}&after_seq={seqs[214]}"))
     assert sizes == [PAGE_ROWS], "a full page, and no link to an empty one"
     assert seen[-1]["store_id"] == OTHER_STORE
+    # the check seeks the SKU's index to the page's end instead of reading up to it
+    plan = rows(
+        sku_ledger,
+        f"EXPLAIN QUERY PLAN {MORE_SKU_MOVEMENTS}",
+        {"code": SKU, "store_id": STORE_ID, "seq": 1},
+    )
+    assert [r[3] for r in plan if "inventory_movements" in r[3]] == [
+        "SEARCH inventory_movements USING COVERING INDEX read_inventory_movements_sums"
+        " (code=? AND (store_id,seq)>(?,?))"
+    ]
 
 
 def test_history_of_sku_starts_over_on_an_unusable_after_seq(sku_ledger: Path) -> None:
