@@ -52,12 +52,13 @@ class History:
 
 
 def schema_digest() -> str:
-    """The file's shape (its DDL and version), not the code around it: a refactoring of
-    ledger/schema.py keeps the cached history, a changed table or trigger regenerates."""
+    """The file's shape (its DDL, version and close interval), not the code around it: a
+    refactoring of ledger/schema.py keeps the cached history, a changed table or trigger
+    regenerates."""
     s = ledger.schema
     shape = (
         f"{s.SCHEMA_VERSION}\n{s.LOG_DDL}\n{s.TRIGGERS_DDL}\n{s.PROJECTION_DDL}\n"
-        f"{s.PROJECTION_TRIGGERS}"
+        f"{s.PROJECTION_TRIGGERS}\nclose every {store.CLOSE_EVERY}"
     )
     return hashlib.sha256(shape.encode()).hexdigest()[:10]
 
