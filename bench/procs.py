@@ -158,8 +158,9 @@ def _copy_pty(master: int, out: BinaryIO) -> None:
 def run_measured(
     args: list[str], env: dict[str, str], log: Path, timeout: float, *, tty: bool = False
 ) -> dict[str, float]:
-    """Run a command to completion; wall time and peak RSS, the peaks of its processes
-    (its worker processes too) summed.
+    """Run a command to completion; wall time and peak RSS: the peaks of the process and
+    its direct children (workers, multiprocessing's resource tracker) summed, an upper
+    bound of what they held at once.
 
     The peaks are polled from /proc (VmHWM), not taken from ``wait4``: a child's
     ``ru_maxrss`` starts at the bench process's own peak when it was spawned (vfork),

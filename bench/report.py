@@ -175,7 +175,8 @@ def markdown(r: dict[str, Any]) -> str:
             "## 3. Rebuild and verify",
             "",
             f"Over {rebuild['events']:,} events ({rebuild['repeats']} run(s) each). Peak RSS:"
-            " the peaks of the command's processes summed (the rebuild's workers included).",
+            " the peaks of the command's process and its direct children (the rebuild's workers,"
+            " multiprocessing's resource tracker) summed, an upper bound.",
             "",
             "| what | seconds | events/s | peak RSS MB | ratio |",
             "|---|---:|---:|---:|---:|",

@@ -203,7 +203,7 @@ def _project_into(
         out.execute("PRAGMA synchronous = OFF")
         # Only the tables and their primary keys: nothing here reads by another index.
         create_projection_tables(out, indexes=False)
-        create_projection_triggers(out)
+        create_projection_triggers(out, guards=False)  # the live file gets them at the swap
         out.execute(
             "CREATE TEMP TABLE staged_movements AS SELECT * FROM inventory_movements LIMIT 0"
         )

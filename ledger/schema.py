@@ -306,11 +306,11 @@ END;
 _CLOSED = "(SELECT seq FROM checkpoints WHERE name = 'movements_closed')"
 CLOSED_MOVEMENTS_TRIGGERS = f"""
 -- A closed movement is counted in movements_closed (store.close_movements): it cannot
--- change, and none can join the closed ones. INSERT OR REPLACE deletes the old row
--- without firing DELETE triggers unless recursive_triggers is on, so the INSERT trigger
--- refuses that too.
+-- change, and none can join the closed ones. INSERT OR REPLACE and UPDATE OR REPLACE
+-- delete the old row without firing DELETE triggers unless recursive_triggers is on, so
+-- the INSERT and UPDATE triggers look at the new row's seq too.
 CREATE TRIGGER IF NOT EXISTS inventory_movements_closed_no_update
-BEFORE UPDATE ON inventory_movements WHEN OLD.seq <= {_CLOSED}
+BEFORE UPDATE ON inventory_movements WHEN OLD.seq <= {_CLOSED} OR NEW.seq <= {_CLOSED}
 BEGIN SELECT RAISE(ABORT, 'inventory_movements: a closed movement cannot change'); END;
 CREATE TRIGGER IF NOT EXISTS inventory_movements_closed_no_delete
 BEFORE DELETE ON inventory_movements WHEN OLD.seq <= {_CLOSED}
@@ -391,6 +391,9 @@ END;{"".join(_facet_move(c) for c in ORDER_FACETS)}
 PROJECTION_TRIGGERS = (
     INVENTORY_TRIGGERS + CLOSED_MOVEMENTS_TRIGGERS + DAILY_TOTALS_TRIGGERS + ORDER_FACETS_TRIGGERS
 )
+# What a bulk load needs: the triggers that compute (the guards of closed movements would
+# only be evaluated for every movement, ~1.3 s over 1.6M).
+COMPUTING_TRIGGERS = INVENTORY_TRIGGERS + DAILY_TOTALS_TRIGGERS + ORDER_FACETS_TRIGGERS
 
 
 def connect(
@@ -422,8 +425,8 @@ def _is_create_table(statement: str) -> bool:
     return code.lstrip().startswith("CREATE TABLE")
 
 
-def create_projection_triggers(conn: sqlite3.Connection) -> None:
-    for statement in _statements(PROJECTION_TRIGGERS):
+def create_projection_triggers(conn: sqlite3.Connection, *, guards: bool = True) -> None:
+    for statement in _statements(PROJECTION_TRIGGERS if guards else COMPUTING_TRIGGERS):
         conn.execute(statement)
 
 

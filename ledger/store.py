@@ -7,6 +7,7 @@ transaction as the event, together with the projection's checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -448,8 +449,11 @@ def close_movements(conn: sqlite3.Connection, through: int) -> int:
             conn.execute(CLOSE_MOVEMENTS, (closed, through))
             _set_checkpoint(conn, MOVEMENTS_CLOSED, through)
     except BaseException:
-        conn.execute("ROLLBACK TO close")
-        conn.execute("RELEASE close")
+        # An I/O error may have rolled the whole transaction back: keep the first error.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK TO close")
+                conn.execute("RELEASE close")
         raise
     conn.execute("RELEASE close")
     return max(through, closed)

@@ -267,16 +267,16 @@ class BatchCommitter:
     def maintain(self) -> None:
         """Upkeep between batches: bound the WAL, close the inventory movements when due.
         Committed answers stand whatever happens here; a failure is retried next time."""
-        if self._conn is None:
-            return
-        try:
-            self._bound_wal(self._conn)
-            self._close_movements(self._conn)
-        except sqlite3.Error as exc:
-            log.warning("upkeep after a batch failed: %s", exc)
-            with contextlib.suppress(sqlite3.Error):
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+        for step in (self._bound_wal, self._close_movements):
+            if self._conn is None:
+                return
+            try:
+                step(self._conn)
+            except sqlite3.Error as exc:  # one step failing does not skip the other
+                log.warning("upkeep after a batch failed (%s): %s", step.__name__, exc)
+                with contextlib.suppress(sqlite3.Error):
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
 
     def _bound_wal(self, conn: sqlite3.Connection) -> None:
         try:

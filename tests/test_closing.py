@@ -99,6 +99,10 @@ def test_a_closed_movement_cannot_change_and_any_drift_shows(
             " 0, 0, 0, 0, 0, moved_at FROM inventory_movements WHERE seq = 2",
             "INSERT INTO inventory_movements SELECT 3, store_id, order_id, 'LATE', ordered,"
             " shipped, canceled, open, orders, moved_at FROM inventory_movements WHERE seq = 2",
+            # an open movement moved into the closed range, over a closed one or beside it
+            "UPDATE OR REPLACE inventory_movements SET (seq, order_id, code) = (SELECT seq,"
+            " order_id, code FROM inventory_movements WHERE seq = 1 LIMIT 1) WHERE seq = 42",
+            "UPDATE inventory_movements SET seq = 2 WHERE seq = 42",
         ):
             with pytest.raises(sqlite3.IntegrityError, match="closed"):
                 conn.execute(tamper)
