@@ -179,9 +179,13 @@ class LedgerDatasette(Datasette):  # type: ignore[misc]
 
 
 def make_datasette(
-    db_path: Path, metadata: Path | None = None, password_hash: str | None = None
+    db_path: Path,
+    metadata: Path | None = None,
+    password_hash: str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> LedgerDatasette:
-    """A Datasette on the live file, mutable (so it sees new rows), never writing."""
+    """A Datasette on the live file, mutable (so it sees new rows), never writing;
+    ``settings`` over DATASETTE_SETTINGS."""
     _register_plugin()
     db_path = Path(db_path)
     name = db_path.stem
@@ -196,7 +200,7 @@ def make_datasette(
     ds = LedgerDatasette(
         files=[str(db_path)],
         metadata=meta,
-        settings=DATASETTE_SETTINGS,
+        settings={**DATASETTE_SETTINGS, **(settings or {})},
         template_dir=str(TEMPLATES),
         static_mounts=[("ledger-static", str(STATIC))],
         auth=auth,
