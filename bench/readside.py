@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from ledger.readside import default_metadata_path, load_metadata, named_params
+from ledger.store import CLOSED_SEQ_SQL
 
 from .orders import STORE_ID
 from .stats import percentile
@@ -116,10 +117,7 @@ def _unclosed_movements(db: Path) -> int:
     """The movements reconcile_inventory_drift recounts on each load (after the close)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        sql = (
-            "SELECT count(*) FROM inventory_movements WHERE seq > coalesce("
-            "(SELECT seq FROM checkpoints WHERE name = 'movements_closed'), 0)"
-        )
+        sql = f"SELECT count(*) FROM inventory_movements WHERE seq > coalesce({CLOSED_SEQ_SQL}, 0)"
         return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.close()

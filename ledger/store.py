@@ -8,6 +8,7 @@ transaction as the event, together with the projection's checkpoint.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -22,8 +23,10 @@ from .verify import Snapshot, parse_order
 ORDER_SNAPSHOT = "OrderSnapshotReceived"
 FOLDER_NAMED = "FolderNamed"
 CHECKPOINT = "projections"
-# The checkpoints row up to whose seq the inventory movements are closed (close_movements).
+# The checkpoints row up to whose seq the inventory movements are closed (close_movements),
+# and that seq in SQL (NULL before the first close), for the triggers and views that ask.
 MOVEMENTS_CLOSED = "movements_closed"
+CLOSED_SEQ_SQL = f"(SELECT seq FROM checkpoints WHERE name = '{MOVEMENTS_CLOSED}')"
 # What reconcile_inventory_drift recounts on each load is the movements of at most this
 # many events (on the bench's 1M-event file 13,119 movements took 87 ms p99, so half of
 # the 10,000 first chosen), and a close takes a few milliseconds.
@@ -198,6 +201,7 @@ SNAPSHOT_COLUMNS = tuple(k for k in project.VIEW_FIELDS if k not in ORDER_STATE_
 ORDER_COLUMNS = ("store_id", "order_id", *ORDER_STATE_COLUMNS, *SNAPSHOT_COLUMNS)
 
 
+@functools.cache  # _replace_rows asks per event
 def insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 

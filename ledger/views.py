@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from .store import CLOSED_SEQ_SQL
+
 _SNAPSHOT = "'OrderSnapshotReceived'"
 
 VIEWS: dict[str, str] = {
@@ -131,7 +133,7 @@ ORDER BY daily_totals.day DESC, store_id, daily_totals.source_name
 """,
     # 6. Inventory that does not equal the sum of its movements (always empty): the closed
     # movements' sums plus a recount of the movements since (store.close_movements).
-    "reconcile_inventory_drift": """
+    "reconcile_inventory_drift": f"""
 WITH moved AS (
     SELECT store_id, code, sum(ordered) AS ordered, sum(shipped) AS shipped,
            sum(canceled) AS canceled, sum(open) AS open, sum(orders) AS orders
@@ -140,7 +142,7 @@ WITH moved AS (
         UNION ALL
         SELECT store_id, code, ordered, shipped, canceled, open, orders
         FROM inventory_movements
-        WHERE seq > coalesce((SELECT seq FROM checkpoints WHERE name = 'movements_closed'), 0)
+        WHERE seq > coalesce({CLOSED_SEQ_SQL}, 0)
     )
     GROUP BY store_id, code
 ),
