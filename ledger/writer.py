@@ -248,7 +248,9 @@ class BatchCommitter:
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's job
             # Each job's savepoint and each statement with triggers journal the pages they
             # touch; past 64 KiB that sub-journal spills to a temporary file, and those writes
-            # were ~20% of the writer's CPU. A batch touches a few MB at most.
+            # were ~20% of the writer's CPU. In memory it is bounded by the batch: at most
+            # batch_max posts of ~15 pages each (~20 MB); folder namings, which can touch
+            # every order, are written by the CLI on its own connection, not here.
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
             self._conn = conn
