@@ -21,7 +21,7 @@ import queue
 import signal
 import sqlite3
 import threading
-from concurrent.futures import Future
+from collections import defaultdict
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -42,10 +42,11 @@ class Job(Protocol):
 @dataclass
 class _Queued:
     job: Job
-    future: Future[Any]
+    future: asyncio.Future[Any]
 
 
 _STOP = object()
+Settled = tuple["asyncio.Future[Any]", tuple[bool, Any]]  # a future and its job's result
 
 
 class Writer:
@@ -72,15 +73,13 @@ class Writer:
             self._thread = None
         self._reap()
 
-    def submit(self, job: Job) -> Future[Any]:
+    async def run(self, job: Job) -> Any:
+        """The job's result, once the batch it joined is durable."""
         if self._thread is None:
             raise StorageUnavailable("the writer is not running")
-        future: Future[Any] = Future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put(_Queued(job, future))
-        return future
-
-    async def run(self, job: Job) -> Any:
-        return await asyncio.wrap_future(self.submit(job))
+        return await future
 
     def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded server
@@ -150,11 +149,23 @@ class Writer:
 
     @staticmethod
     def _settle(batch: list[_Queued], results: list[tuple[bool, Any]]) -> None:
-        for queued, (ok, value) in zip(batch, results, strict=True):
-            if ok:
-                queued.future.set_result(value)
-            else:
-                queued.future.set_exception(value)
+        """Wake each waiting event loop once per batch, not once per request."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Settled]] = defaultdict(list)
+        for queued, result in zip(batch, results, strict=True):
+            by_loop[queued.future.get_loop()].append((queued.future, result))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, settled)
+
+
+def _resolve(settled: list[Settled]) -> None:
+    for future, (ok, value) in settled:
+        if future.done():  # its request was cancelled meanwhile; the job stands
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 # --- the child process --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -71,3 +72,31 @@ def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
         assert store.read_head(conn).seq == 416
     finally:
         conn.close()
+
+
+def test_a_request_cancelled_while_its_batch_commits_does_not_stop_the_writer(
+    settings: Settings,
+) -> None:
+    """A request task cancelled while it waits (a shutdown that stops waiting) leaves its
+    job to the batch; the answers of every later request still arrive."""
+    key = open_ledger(settings)
+    w = writer.Writer(str(settings.db_path), key)
+    w.start()
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+
+    async def scenario() -> int:
+        blocker.execute("BEGIN IMMEDIATE")  # the first batch waits for this lock
+        first = asyncio.ensure_future(w.run(job(1)))
+        await asyncio.sleep(0.2)  # the dispatcher has handed the batch to the child
+        first.cancel()
+        blocker.execute("ROLLBACK")
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        outcome: store.Outcome = await asyncio.wait_for(w.run(job(2)), timeout=10)
+        return outcome.seq
+
+    try:
+        assert asyncio.run(scenario()) == 2  # the cancelled one was still recorded, as seq 1
+    finally:
+        blocker.close()
+        w.stop()
