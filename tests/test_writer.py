@@ -96,7 +96,12 @@ def test_a_request_cancelled_while_its_batch_commits_does_not_stop_the_writer(
         return outcome.seq
 
     try:
-        assert asyncio.run(scenario()) == 2  # the cancelled one was still recorded, as seq 1
+        assert asyncio.run(scenario()) == 2
     finally:
         blocker.close()
         w.stop()
+    conn = sqlite3.connect(settings.db_path)
+    try:  # the cancelled request's job stands
+        assert conn.execute("SELECT seq, order_id FROM events").fetchall() == [(1, "1"), (2, "2")]
+    finally:
+        conn.close()
