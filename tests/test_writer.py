@@ -74,34 +74,39 @@ def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
         conn.close()
 
 
-def test_a_request_cancelled_while_its_batch_commits_does_not_stop_the_writer(
+def test_a_request_cancelled_while_it_waits_does_not_stall_the_others(
     settings: Settings,
 ) -> None:
     """A request task cancelled while it waits (a shutdown that stops waiting) leaves its
-    job to the batch; the answers of every later request still arrive."""
+    job to the batch; the answers of the other requests, in its batch and later, arrive."""
     key = open_ledger(settings)
     w = writer.Writer(str(settings.db_path), key)
     w.start()
     blocker = sqlite3.connect(settings.db_path, isolation_level=None)
 
-    async def scenario() -> int:
+    async def scenario() -> list[int]:
         blocker.execute("BEGIN IMMEDIATE")  # the first batch waits for this lock
         first = asyncio.ensure_future(w.run(job(1)))
-        await asyncio.sleep(0.2)  # the dispatcher has handed the batch to the child
-        first.cancel()
+        await asyncio.sleep(0.2)  # the dispatcher has handed that batch to the child
+        cancelled = asyncio.ensure_future(w.run(job(2)))
+        neighbour = asyncio.ensure_future(w.run(job(3)))
+        await asyncio.sleep(0.1)  # both queued: they make the next batch together
+        cancelled.cancel()
         blocker.execute("ROLLBACK")
         with pytest.raises(asyncio.CancelledError):
-            await first
-        outcome: store.Outcome = await asyncio.wait_for(w.run(job(2)), timeout=10)
-        return outcome.seq
+            await cancelled
+        outcomes = [await asyncio.wait_for(f, timeout=10) for f in (first, neighbour)]
+        later = await asyncio.wait_for(w.run(job(4)), timeout=10)
+        return [o.seq for o in (*outcomes, later)]
 
     try:
-        assert asyncio.run(scenario()) == 2
+        assert asyncio.run(scenario()) == [1, 3, 4]
     finally:
         blocker.close()
         w.stop()
     conn = sqlite3.connect(settings.db_path)
     try:  # the cancelled request's job stands
-        assert conn.execute("SELECT seq, order_id FROM events").fetchall() == [(1, "1"), (2, "2")]
+        rows = conn.execute("SELECT seq, order_id FROM events").fetchall()
+        assert rows == [(1, "1"), (2, "2"), (3, "3"), (4, "4")]
     finally:
         conn.close()
