@@ -77,8 +77,9 @@ def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
 def test_a_request_cancelled_while_it_waits_does_not_stall_the_others(
     settings: Settings,
 ) -> None:
-    """A request task cancelled while it waits (a shutdown that stops waiting) leaves its
-    job to the batch; the answers of the other requests, in its batch and later, arrive."""
+    """A request task cancelled while it waits (as uvicorn does past a graceful-shutdown
+    timeout) leaves its job to the batch; the other requests of its batch, and later ones,
+    are still answered."""
     key = open_ledger(settings)
     w = writer.Writer(str(settings.db_path), key)
     w.start()
