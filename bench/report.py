@@ -200,6 +200,17 @@ def markdown(r: dict[str, Any]) -> str:
             f"| `ledger verify` | {_f(rebuild['verify_s'])} | {verify_rate} | {verify_rss} | - |"
         )
         lines += ["", f"Floors: {floors}. verify said: `{rebuild['verify_output']}`", ""]
+    live = r.get("live_rebuild")
+    if live:
+        statuses = ", ".join(f"{k} x{v}" for k, v in sorted(live["statuses"].items()))
+        lines += [
+            f"A rebuild on the live ledger: `ledger serve` on the same file, one post every"
+            f" 50 ms, `ledger rebuild` beside it ({_f(live['rebuild_s'])} s). {live['posts']:,}"
+            f" posts: {statuses}; latency p50 {_f(live['p50_ms'])} ms, p99"
+            f" {_f(live['p99_ms'])} ms, max {_f(live['max_ms'])} ms (Order Desk gives up after"
+            " 30 s; a post that waits past the busy timeout gets a 503).",
+            "",
+        ]
     readside = r.get("readside")
     if readside:
         lines += [

@@ -25,6 +25,7 @@ from typing import Any
 
 from .history import CACHE, ensure_history, working_copy
 from .ingest import IngestPlan, ingest_section
+from .live_rebuild import live_rebuild_section
 from .load import wrk_available
 from .procs import ledger_server
 from .readside import readside_section
@@ -143,6 +144,10 @@ def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -
                 say("replay: floor, rebuild, verify")
                 results["rebuild"] = replay_section(
                     work_db, history.events, config.replay_repeats, logs, config.timeout_s
+                )
+                say("replay: a rebuild while posts arrive")
+                results["live_rebuild"] = live_rebuild_section(
+                    work_db, CACHE / "pools", logs, config.timeout_s
                 )
             if "growth" in parts:
                 growth_db = work_db

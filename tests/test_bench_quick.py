@@ -48,6 +48,8 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert floor_events == results["history"]["events"] > 0, "the floor read every event"
     assert rebuild["verify_output"].startswith(f"intact: {floor_events} events")
     assert rebuild["rebuild_s"] > 0 and rebuild["floor_s"] > 0 and rebuild["verify_s"] > 0
+    live = results["live_rebuild"]  # posts before, during and after a rebuild: all answered
+    assert live["posts"] >= 40 and live["statuses"] == {"200": live["posts"]}
     pages = results["readside"]["pages"]
     assert {"order_lookup_row", "orders_table", "orders_facet", "order_history"} <= set(pages)
     assert all(p["statuses"] == {"200": p["samples"]} for p in pages.values())
