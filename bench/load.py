@@ -69,6 +69,19 @@ def run_wrk(url: str, pool: Path, connections: int, duration_s: float) -> dict[s
 STUCK_S = 30.0  # as wrk's --timeout: how long past the duration a request may take
 
 
+async def read_answer(reader: asyncio.StreamReader) -> int:
+    """One HTTP/1.1 answer off a keep-alive connection, body included; its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1])
+
+
 async def _client(
     host: str,
     port: int,
@@ -94,15 +107,7 @@ async def _client(
             next_index += 1
             sent = time.perf_counter()
             writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
+            status = await read_answer(reader)
             latencies.append(time.perf_counter() - sent)
             statuses[status] = statuses.get(status, 0) + 1
 
