@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from . import payload
+
 OPEN, SHIPPED, CANCELED = "open", "shipped", "canceled"
 BUCKETS = ("ordered", "shipped", "canceled", "open", "orders")
 LIMIT = Decimal(10) ** 15  # beyond any order; keeps cents inside SQLite's 64-bit integers
@@ -40,9 +42,12 @@ class Issues:
             self.found.append(text)
 
 
-def as_map(value: Any) -> Mapping[str, Any]:
+NO_ADDRESS = payload.Address()
+
+
+def as_address(value: Any) -> payload.Address:
     # Order Desk serialises an empty map as [].
-    return value if isinstance(value, dict) else {}
+    return value if isinstance(value, payload.Address) else NO_ADDRESS
 
 
 def as_list(value: Any, name: str, issues: Issues) -> list[Any]:
@@ -114,8 +119,8 @@ def whole(value: Any, name: str, issues: Issues) -> int | None:
     return int(number)
 
 
-def person_name(address: Mapping[str, Any]) -> str | None:
-    parts = [text(address.get(k)) or "" for k in ("first_name", "last_name")]
+def person_name(address: payload.Address) -> str | None:
+    parts = [text(address.first_name) or "", text(address.last_name) or ""]
     name = " ".join(p for p in parts if p).strip()
     return name or None
 
@@ -162,21 +167,21 @@ class OrderView:
 
 
 def _item(line: int, raw: Any, issues: Issues) -> Item | None:
-    if not isinstance(raw, dict):
+    if not isinstance(raw, payload.Line):
         issues.add(f"order_items[{line}] is not an object")
         return None
     where = f"order_items[{line}]"
-    quantity = whole(raw.get("quantity"), f"{where}.quantity", issues)
-    variation = raw.get("variation_list")
+    quantity = whole(raw.quantity, f"{where}.quantity", issues)
+    variation = raw.variation_list
     return Item(
         line=line,
-        item_id=text(raw.get("id")),
-        code=text(raw.get("code")) or "",
-        name=text(raw.get("name")),
+        item_id=text(raw.id),
+        code=text(raw.code) or "",
+        name=text(raw.name),
         quantity=quantity if quantity is not None else 0,
-        price_cents=cents(raw.get("price"), f"{where}.price", issues),
-        weight=text(raw.get("weight")),
-        category_code=text(raw.get("category_code")),
+        price_cents=cents(raw.price, f"{where}.price", issues),
+        weight=text(raw.weight),
+        category_code=text(raw.category_code),
         variation=json.dumps(variation, ensure_ascii=False, sort_keys=True, default=str)
         if isinstance(variation, dict) and variation
         else None,
@@ -184,52 +189,52 @@ def _item(line: int, raw: Any, issues: Issues) -> Item | None:
 
 
 def _shipment(line: int, raw: Any, issues: Issues) -> Shipment | None:
-    if not isinstance(raw, dict):
+    if not isinstance(raw, payload.Shipment):
         issues.add(f"order_shipments[{line}] is not an object")
         return None
     return Shipment(
         line=line,
-        shipment_id=text(raw.get("id")),
-        tracking_number=text(raw.get("tracking_number")),
-        carrier_code=text(raw.get("carrier_code")),
-        shipment_method=text(raw.get("shipment_method")),
-        date_shipped=text(raw.get("date_shipped")),
-        cost_cents=cents(raw.get("cost"), f"order_shipments[{line}].cost", issues),
-        weight=text(raw.get("weight")),
-        tracking_url=text(raw.get("tracking_url")),
+        shipment_id=text(raw.id),
+        tracking_number=text(raw.tracking_number),
+        carrier_code=text(raw.carrier_code),
+        shipment_method=text(raw.shipment_method),
+        date_shipped=text(raw.date_shipped),
+        cost_cents=cents(raw.cost, f"order_shipments[{line}].cost", issues),
+        weight=text(raw.weight),
+        tracking_url=text(raw.tracking_url),
     )
 
 
-def view_order(order: Mapping[str, Any]) -> OrderView:
+def view_order(order: payload.Order) -> OrderView:
     issues = Issues()
-    customer, shipping = as_map(order.get("customer")), as_map(order.get("shipping"))
-    raw_items = as_list(order.get("order_items"), "order_items", issues)
-    raw_shipments = as_list(order.get("order_shipments"), "order_shipments", issues)
+    customer, shipping = as_address(order.customer), as_address(order.shipping)
+    raw_items = as_list(order.order_items, "order_items", issues)
+    raw_shipments = as_list(order.order_shipments, "order_shipments", issues)
     items = tuple(i for n, r in enumerate(raw_items) if (i := _item(n, r, issues)))
     shipments = tuple(s for n, r in enumerate(raw_shipments) if (s := _shipment(n, r, issues)))
     fields: dict[str, Any] = {
-        "date_added": text(order.get("date_added")),
-        "folder_id": whole(order.get("folder_id"), "folder_id", issues),
-        "source_name": text(order.get("source_name")),
-        "source_id": text(order.get("source_id")),
-        "email": text(order.get("email")),
+        "date_added": text(order.date_added),
+        "folder_id": whole(order.folder_id, "folder_id", issues),
+        "source_name": text(order.source_name),
+        "source_id": text(order.source_id),
+        "email": text(order.email),
         "customer_name": person_name(customer),
-        "customer_city": text(customer.get("city")),
-        "customer_country": text(customer.get("country")),
+        "customer_city": text(customer.city),
+        "customer_country": text(customer.country),
         "shipping_name": person_name(shipping),
-        "shipping_city": text(shipping.get("city")),
-        "shipping_state": text(shipping.get("state")),
-        "shipping_country": text(shipping.get("country")),
-        "shipping_method": text(order.get("shipping_method")),
-        "payment_type": text(order.get("payment_type")),
-        "payment_status": text(order.get("payment_status")),
-        "quantity_total": whole(order.get("quantity_total"), "quantity_total", issues),
-        "weight_total": text(order.get("weight_total")),
+        "shipping_city": text(shipping.city),
+        "shipping_state": text(shipping.state),
+        "shipping_country": text(shipping.country),
+        "shipping_method": text(order.shipping_method),
+        "payment_type": text(order.payment_type),
+        "payment_status": text(order.payment_status),
+        "quantity_total": whole(order.quantity_total, "quantity_total", issues),
+        "weight_total": text(order.weight_total),
         "items_count": len(items),
         "shipments_count": len(shipments),
     }
     for name in MONEY_FIELDS:
-        fields[f"{name}_cents"] = cents(order.get(name), name, issues)
+        fields[f"{name}_cents"] = cents(getattr(order, name), name, issues)
     fields["items_total_cents"], unpriced = items_total(items, issues)
     fields["totals_problem"] = totals_problem(fields, unpriced)
     return OrderView(fields, items, shipments, tuple(issues.found))

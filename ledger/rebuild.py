@@ -53,9 +53,9 @@ from .store import (
     movement_rows,
     not_projected,
     order_row,
-    parse_stored,
     shipment_rows,
 )
+from .verify import parse_order
 from .views import ensure_views
 
 Progress = Callable[[int], None]
@@ -151,7 +151,7 @@ def _replay_order(
             continue
         count += 1
         try:
-            view = project.view_order(parse_stored(event))
+            view = project.view_order(parse_order(event.payload))
             name = folders.at(store_id, view.fields["folder_id"], event.seq)
             step = project.take_snapshot(state, event.seq, event.order_updated_at, view, name)
         except Exception as exc:  # the same rule as the live path: record, skip, go on

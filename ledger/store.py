@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import project
+from . import payload, project
 from .chain import GENESIS, EventFields, link, payload_digest
 from .verify import Snapshot, parse_order
 
@@ -294,11 +294,10 @@ def apply_event(conn: sqlite3.Connection, event: StoredEvent) -> None:
     on every rebuild."""
     conn.execute("SAVEPOINT project")
     try:
-        body = parse_stored(event)
         if event.type == ORDER_SNAPSHOT:
-            _apply_snapshot(conn, event, body)
+            _apply_snapshot(conn, event, parse_order(event.payload))
         elif event.type == FOLDER_NAMED:
-            _apply_folder_named(conn, event, body)
+            _apply_folder_named(conn, event, json.loads(event.payload))
     except sqlite3.OperationalError:
         raise  # the database itself failed: nothing may be acknowledged
     except Exception as exc:
@@ -318,10 +317,6 @@ def _set_checkpoint(conn: sqlite3.Connection, name: str, seq: int) -> None:
 
 def not_projected(exc: Exception) -> str:
     return f"not projected: {type(exc).__name__}: {exc}"
-
-
-def parse_stored(event: StoredEvent) -> Mapping[str, Any]:
-    return parse_order(event.payload) if event.type == ORDER_SNAPSHOT else json.loads(event.payload)
 
 
 def load_state(conn: sqlite3.Connection, store_id: str, order_id: str) -> project.OrderState | None:
@@ -348,7 +343,7 @@ def load_state(conn: sqlite3.Connection, store_id: str, order_id: str) -> projec
     )  # fmt: skip
 
 
-def _apply_snapshot(conn: sqlite3.Connection, event: StoredEvent, body: Mapping[str, Any]) -> None:
+def _apply_snapshot(conn: sqlite3.Connection, event: StoredEvent, body: payload.Order) -> None:
     assert event.order_id is not None
     view = project.view_order(body)
     conn.executemany(INSERT_ISSUE, issue_rows(event, view.issues))

@@ -14,6 +14,7 @@ from urllib.parse import unquote_to_bytes
 import msgspec
 
 from .errors import Rejected
+from .payload import Order, from_mapping
 
 MAX_DEPTH = 64
 STANDARD = "standard"
@@ -84,6 +85,7 @@ def nesting_depth(text: str) -> int:
 # msgspec parses twice as fast as the standard library; numbers with a fraction or an
 # exponent become exact Decimals. NaN and Infinity are refused, as JSON requires.
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_ORDER = msgspec.json.Decoder(Order, float_hook=Decimal)
 
 
 class _Identity(msgspec.Struct):
@@ -112,10 +114,17 @@ def _big_int(digits: str) -> int | Decimal:
     return int(digits) if len(digits) < 4000 else Decimal(digits)
 
 
-def parse_order(payload: str) -> dict[str, Any]:
-    """Parse the order JSON with exact decimals; raise ``Rejected(400)`` if unusable."""
+def parse_order(payload: str) -> Order:
+    """Parse the order into the records the projections read, with exact decimals; raise
+    ``Rejected(400)`` if unusable."""
     _check_depth(payload)
     try:
+        return _ORDER.decode(payload)
+    except msgspec.ValidationError:
+        pass  # not an object, a nesting the records do not admit, or a huge integer
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _not_json(exc) from None
+    try:  # the typed decode stops at its first mismatch: the rest may still be malformed
         order = _DECODER.decode(payload)
     except msgspec.ValidationError:  # an integer too long for Python's int
         order = json.loads(payload, parse_float=Decimal, parse_int=_big_int)
@@ -123,7 +132,7 @@ def parse_order(payload: str) -> dict[str, Any]:
         raise _not_json(exc) from None
     if not isinstance(order, dict):
         raise Rejected(400, "order JSON is not an object")
-    return order
+    return from_mapping(order)
 
 
 def order_identity(payload: str) -> tuple[str, str | None]:
