@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
@@ -284,33 +284,32 @@ VIEW_FIELDS = (
     "weight_total", "items_count", "shipments_count", *(f"{m}_cents" for m in MONEY_FIELDS),
     "items_total_cents", "totals_problem",
 )  # fmt: skip
-Buckets = dict[str, dict[str, int]]
+Counts = tuple[int, int, int, int, int]  # units per BUCKETS, in that order
+Buckets = dict[str, Counts]
 Line = tuple[str, int]  # (code, quantity)
+NONE: Counts = (0, 0, 0, 0, 0)
 
 
 def buckets(lines: Iterable[Line], state: str) -> Buckets:
     """Per SKU: units ordered/shipped/canceled/open and whether the order holds it."""
-    out: Buckets = {}
+    units: dict[str, int] = {}
     for code, quantity in lines:
-        b = out.setdefault(code, dict.fromkeys(BUCKETS, 0))
-        b["ordered"] += 0 if state == CANCELED else quantity
-        b["shipped"] += quantity if state == SHIPPED else 0
-        b["canceled"] += quantity if state == CANCELED else 0
-        b["orders"] = 1
-    for b in out.values():
-        b["open"] = b["ordered"] - b["shipped"]
-    return out
+        units[code] = units.get(code, 0) + quantity
+    if state == CANCELED:
+        return {code: (0, 0, n, 0, 1) for code, n in units.items()}
+    if state == SHIPPED:
+        return {code: (n, n, 0, 0, 1) for code, n in units.items()}
+    return {code: (n, 0, 0, n, 1) for code, n in units.items()}
 
 
 def movements(before: Buckets, after: Buckets) -> Buckets:
     """The per-SKU change from one state of an order to the next; zero rows left out."""
     out: Buckets = {}
     for code in sorted(before.keys() | after.keys()):
-        old = before.get(code, {})
-        new = after.get(code, {})
-        delta = {k: new.get(k, 0) - old.get(k, 0) for k in BUCKETS}
-        if any(delta.values()):
-            out[code] = delta
+        old, new = before.get(code, NONE), after.get(code, NONE)
+        if old != new:
+            out[code] = (new[0] - old[0], new[1] - old[1], new[2] - old[2],
+                         new[3] - old[3], new[4] - old[4])  # fmt: skip
     return out
 
 
@@ -371,8 +370,7 @@ def changes(before: Summary | None, after: Summary) -> str:
 # --- the fold: one order's state from one event to the next ----------------------------------
 
 
-@dataclass(frozen=True)
-class OrderState:
+class OrderState(NamedTuple):
     """All the projection needs to know about an order between two of its events."""
 
     seq: int  # the current snapshot's seq
@@ -389,8 +387,7 @@ class OrderState:
     last_seq: int
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """What one event did to one order."""
 
     state: OrderState
@@ -416,8 +413,7 @@ def take_snapshot(
         changes(prior.last_received if prior else None, summary),
     )
     if prior is not None and not applies:
-        stale = replace(
-            prior,
+        stale = prior._replace(
             last_received=summary,
             snapshots_seen=prior.snapshots_seen + 1,
             stale_snapshots=prior.stale_snapshots + 1,
@@ -447,6 +443,6 @@ def take_snapshot(
 def rename_folder(prior: OrderState, name: str) -> Step:
     """The order's folder got a (new) name: its state may change, and with it inventory."""
     state = state_of(name, prior.shipments_count)
-    after = replace(prior, folder_name=name, state=state)
+    after = prior._replace(folder_name=name, state=state)
     moved = movements(buckets(prior.lines, prior.state), buckets(prior.lines, state))
     return Step(after, None, None, moved)

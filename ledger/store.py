@@ -267,10 +267,10 @@ def movement_rows(event: StoredEvent, order_id: str, step: project.Step) -> list
             event.store_id,
             order_id,
             code,
-            *(d[b] for b in project.BUCKETS),
+            *units,
             event.received_at,
         )
-        for code, d in step.movements.items()
+        for code, units in step.movements.items()
     ]
 
 
