@@ -234,6 +234,7 @@ INSERT_MOVEMENT = (
     "INSERT INTO {table} (seq, store_id, order_id, code, ordered, shipped, canceled, open, orders,"
     " moved_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
+LIVE_MOVEMENT = INSERT_MOVEMENT.format(table="inventory_movements")
 INSERT_ISSUE = (
     "INSERT OR IGNORE INTO projection_issues (seq, store_id, order_id, issue) VALUES (?,?,?,?)"
 )
@@ -346,7 +347,7 @@ def load_state(conn: sqlite3.Connection, store_id: str, order_id: str) -> projec
 def _apply_snapshot(conn: sqlite3.Connection, event: StoredEvent, body: payload.Order) -> None:
     assert event.order_id is not None
     view = project.view_order(body)
-    conn.executemany(INSERT_ISSUE, issue_rows(event, view.issues))
+    _insert_rows(conn, INSERT_ISSUE, issue_rows(event, view.issues))
     folder = conn.execute(
         "SELECT name FROM folders WHERE store_id = ? AND folder_id = ?",
         (event.store_id, view.fields["folder_id"]),
@@ -380,12 +381,15 @@ def _save_step(
     key = (event.store_id, order_id)
     if step.current is not None:
         row = order_row(*key, step.state, step.current)
-        if is_new:
+        items, shipments = item_rows(*key, step.current), shipment_rows(*key, step.current)
+        if is_new:  # nothing stored to compare with or delete
             conn.execute(INSERT_ORDER, row)
+            _insert_rows(conn, INSERT_ITEM, items)
+            _insert_rows(conn, INSERT_SHIPMENT, shipments)
         else:
             conn.execute(UPDATE_ORDER, (*row[2:], *key))
-        _replace_rows(conn, "order_items", ITEM_COLUMNS, key, item_rows(*key, step.current))
-        _replace_rows(conn, "shipments", SHIPMENT_COLUMNS, key, shipment_rows(*key, step.current))
+            _replace_rows(conn, "order_items", ITEM_COLUMNS, key, items)
+            _replace_rows(conn, "shipments", SHIPMENT_COLUMNS, key, shipments)
     else:
         s = step.state
         conn.execute(
@@ -393,9 +397,12 @@ def _save_step(
             (s.seq, s.updated_at, s.state, s.folder_id, s.folder_name, s.shipments_count,
              s.snapshots_seen, s.stale_snapshots, s.first_seq, s.last_seq, *key),
         )  # fmt: skip
-    conn.executemany(
-        INSERT_MOVEMENT.format(table="inventory_movements"), movement_rows(event, order_id, step)
-    )
+    _insert_rows(conn, LIVE_MOVEMENT, movement_rows(event, order_id, step))
+
+
+def _insert_rows(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:  # an empty executemany still costs a statement step
+        conn.executemany(sql, rows)
 
 
 def _replace_rows(
@@ -412,7 +419,7 @@ def _replace_rows(
     if stored.fetchall() == rows:
         return
     conn.execute(f"DELETE FROM {table} {where}", key)
-    conn.executemany(insert_sql(table, columns), rows)
+    _insert_rows(conn, insert_sql(table, columns), rows)
 
 
 def checkpoint(conn: sqlite3.Connection, name: str = CHECKPOINT) -> int:
