@@ -151,13 +151,14 @@ def verify(db: str | None, key_file: str | None) -> None:
 @friendly
 def rebuild(db: str | None, check: bool) -> None:
     """Recompute every projection from the log."""
-    path = existing_db(settings_from(db))
+    settings = settings_from(db)
+    path = existing_db(settings)
     total = rebuilding.event_count(path)
     with click.progressbar(length=total, label="replaying events", file=sys.stderr) as bar:
         if check:
             differences = rebuilding.check(path, bar.update)
         else:
-            seq = rebuilding.rebuild(path, bar.update)
+            seq = rebuilding.rebuild(path, bar.update, busy_timeout_ms=settings.busy_timeout_ms)
     if not check:
         click.echo(f"rebuilt: projections up to seq {seq}")
         return
@@ -247,7 +248,7 @@ def folders_set(
     settings = settings_from(db, key_file)
     store_id = store_id or _only_store(settings)
     key = open_ledger(settings)
-    conn = connect(str(settings.db_path))
+    conn = connect(str(settings.db_path), busy_timeout_ms=settings.busy_timeout_ms)
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -29,6 +29,7 @@ from .schema import (
     drop_projections,
     file_version,
 )
+from .settings import DEFAULT_BUSY_TIMEOUT_MS
 from .store import (
     CHECKPOINT,
     FOLDER_NAMED,
@@ -355,10 +356,16 @@ def check(
             live.close()
 
 
-def rebuild(db_path: Path, progress: Progress | None = None, workers: int | None = None) -> int:
+def rebuild(
+    db_path: Path,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    *,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+) -> int:
     """Recompute every projection from the log; swap them in in one transaction."""
     with _scratch_file(db_path) as scratch:
-        conn = connect(str(db_path))
+        conn = connect(str(db_path), busy_timeout_ms=busy_timeout_ms)
         try:
             conn.execute("ATTACH ? AS scratch", (str(scratch),))
             conn.execute("BEGIN")

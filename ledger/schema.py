@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 
 from .errors import NewerSchema
+from .settings import DEFAULT_BUSY_TIMEOUT_MS
 from .store import CLOSED_SEQ_SQL as _CLOSED
 from .store import checkpoint, close_movements
 
@@ -395,7 +396,7 @@ PROJECTION_TRIGGERS = COMPUTING_TRIGGERS + CLOSED_MOVEMENTS_TRIGGERS
 
 
 def connect(
-    path: str, *, readonly: bool = False, busy_timeout_ms: int = 10_000
+    path: str, *, readonly: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
 ) -> sqlite3.Connection:
     """A connection in autocommit mode: every write transaction says BEGIN IMMEDIATE itself."""
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"

@@ -19,7 +19,7 @@ REBUILD_BEYOND = 10_000
 
 def open_ledger(settings: Settings) -> bytes:
     """Idempotent: safe at every start and from several processes at once."""
-    conn = connect(str(settings.db_path))
+    conn = connect(str(settings.db_path), busy_timeout_ms=settings.busy_timeout_ms)
     try:
         older = ensure_schema(conn)
         key = _chain_key(settings, conn)
@@ -31,8 +31,8 @@ def open_ledger(settings: Settings) -> bytes:
                 f"upgraded to schema version {SCHEMA_VERSION}" if older else "are behind",
                 behind,
             )
-            rebuild.rebuild(settings.db_path)
-            conn = connect(str(settings.db_path))
+            rebuild.rebuild(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+            conn = connect(str(settings.db_path), busy_timeout_ms=settings.busy_timeout_ms)
         conn.execute("BEGIN IMMEDIATE")
         try:
             catch_up(conn)

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from . import store
 from .errors import StorageUnavailable
 from .schema import connect
+from .settings import DEFAULT_BUSY_TIMEOUT_MS
 
 log = logging.getLogger("ledger.writer")
 
@@ -51,7 +52,11 @@ Settled = tuple["asyncio.Future[Any]", tuple[bool, Any]]  # a future and its job
 
 class Writer:
     def __init__(
-        self, db_path: str, chain_key: bytes, batch_max: int = 256, busy_timeout_ms: int = 10_000
+        self,
+        db_path: str,
+        chain_key: bytes,
+        batch_max: int = 256,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     ) -> None:
         self._args = (db_path, chain_key, busy_timeout_ms)
         self._batch_max = batch_max

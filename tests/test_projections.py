@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,36 @@ def test_naming_a_folder_cancels_its_orders_and_moves_inventory(
     assert rows(db, "SELECT ordered, canceled, open, orders FROM inventory") == [(0, 1, 0, 1)]
     listed = ledger("folders", "list", env=ledger_env(db))
     assert "48204\tCanceled\t1 orders" in listed.stdout
+
+
+def test_a_folder_naming_waits_for_a_lock_as_long_as_ledger_busy_timeout_ms_says(
+    settings: Settings,
+) -> None:
+    open_ledger(settings)
+    db = settings.db_path
+    holder = connect(str(db))
+
+    def hold_lock_for(seconds: float) -> threading.Timer:
+        holder.execute("BEGIN IMMEDIATE")  # what a rebuild's swap or a backup holds
+        release = threading.Timer(seconds, lambda: holder.execute("ROLLBACK"))
+        release.start()
+        return release
+
+    # Held past the 300 ms the setting allows, released long before the default 20 s.
+    release = hold_lock_for(3)
+    gave_up = ledger(
+        "folders", "set", "48204", "Canceled", env=ledger_env(db, LEDGER_BUSY_TIMEOUT_MS="300")
+    )
+    release.join()
+    assert gave_up.returncode == 1
+    assert "database error: database is locked" in gave_up.stderr
+    assert "Traceback" not in gave_up.stderr
+    release = hold_lock_for(1)
+    waited = ledger("folders", "set", "48204", "Canceled", env=ledger_env(db))
+    release.join()
+    holder.close()
+    assert waited.returncode == 0, waited.stderr
+    assert rows(db, "SELECT folder_id, name FROM folders") == [(48204, "Canceled")]
 
 
 def test_ties_on_date_updated_go_to_the_later_seq(settings: Settings) -> None:
