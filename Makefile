@@ -18,7 +18,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ledger tests bench
 	$(BIN)/ruff format --check ledger tests bench
-	$(BIN)/mypy ledger
+	$(BIN)/mypy ledger bench
 
 test: lint
 	$(BIN)/pytest -q

@@ -19,6 +19,7 @@ import json
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 STORE_ID = "70412"
 API_KEY = "test-api-key"
@@ -136,7 +137,8 @@ class OrderFactory:
                     "metadata": {"image": f"https://cdn.example.com/img/{code.lower()}.jpg"},
                 }
             )
-        product_total = round(sum(float(i["price"]) * i["quantity"] for i in items), 2)  # type: ignore[arg-type]
+        lines = (float(cast(Any, i["price"])) * cast(int, i["quantity"]) for i in items)
+        product_total = round(sum(lines), 2)
         shipping_total = rng.choice([0, 5.49, 8.95, 12])
         tax = round(product_total * 0.08, 2)
         total = round(product_total + shipping_total + tax, 2)

@@ -33,7 +33,7 @@ def floor(db: Path, parser: str, log: Path, timeout: float) -> dict[str, Any]:
 
 def ledger_command(db: Path, command: str, log: Path, timeout: float) -> dict[str, Any]:
     args = [sys.executable, "-m", "ledger", command, "--db", str(db)]
-    measured = run_measured(args, _env(db), log, timeout, tty=True)
+    measured: dict[str, Any] = dict(run_measured(args, _env(db), log, timeout, tty=True))
     text = log.read_text(errors="replace")
     # a bar redraws in place: more than one percentage on the terminal
     measured["progress_bar"] = len(re.findall(r"\d+%", text)) > 1
@@ -43,7 +43,7 @@ def ledger_command(db: Path, command: str, log: Path, timeout: float) -> dict[st
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+    return float(statistics.median(r[key] for r in runs))
 
 
 def replay_section(
