@@ -15,7 +15,10 @@ from .load import run_load
 from .pool import Pool, build_pool
 from .procs import Server, baseline_server, ledger_server
 
-VARIANTS = ("baseline", "fresh", "dup30", "growth")
+VARIANTS = ("baseline", "fresh", "dup30", "growth", "no-projection", "no-fsync")
+# Not the ledger: `fresh` with one cost taken out (bench/ablated.py), to show how close the
+# rest of the path comes to the ratio the target asks for.
+ABLATED = {"no-projection": "projection", "no-fsync": "fsync"}
 POOL_VERSION = 2
 
 
@@ -49,7 +52,8 @@ def _counts(db: Path) -> dict[str, int]:
     try:
         events = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         deliveries = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
-        return {"events": int(events), "deliveries": int(deliveries)}
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        return {"events": int(events), "deliveries": int(deliveries), "orders": int(orders)}
     finally:
         conn.close()
 
@@ -84,9 +88,9 @@ def one_run(
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         db = run_dir / "ledger.db"
-    before = _counts(db) if db.exists() else {"events": 0, "deliveries": 0}
+    before = _counts(db) if db.exists() else {"events": 0, "deliveries": 0, "orders": 0}
     try:
-        with ledger_server(db, log) as server:
+        with ledger_server(db, log, ABLATED.get(variant)) as server:
             result = _drive(server, plan, pool, connections)
         after = _counts(db)
     finally:
@@ -96,6 +100,7 @@ def one_run(
         "db_events_before": before["events"],
         "db_events_added": after["events"] - before["events"],
         "db_deliveries_added": after["deliveries"] - before["deliveries"],
+        "db_orders_added": after["orders"] - before["orders"],
     }
 
 
@@ -177,6 +182,8 @@ def ingest_section(
             "dup30_vs_baseline": ratio("dup30", "baseline"),
             "growth_vs_baseline": ratio("growth", "baseline"),
             "growth_vs_fresh": ratio("growth", "fresh"),
+            "no_projection_vs_baseline": ratio("no-projection", "baseline"),
+            "no_fsync_vs_baseline": ratio("no-fsync", "baseline"),
         },
         "runs": runs,
     }

@@ -121,15 +121,27 @@ def _started(
 
 
 @contextmanager
-def ledger_server(db: Path, log: Path) -> Iterator[Server]:
-    """``python -m ledger serve`` on 127.0.0.1; ``extra_port`` is its Datasette."""
+def ledger_server(db: Path, log: Path, ablate: str | None = None) -> Iterator[Server]:
+    """``python -m ledger serve`` on 127.0.0.1; ``extra_port`` is its Datasette. With
+    ``ablate``, ``python -m bench.ablated serve`` with that cost taken out."""
     port, ds_port = free_port(), free_port()
-    args = [sys.executable, "-m", "ledger", "serve", "--db", str(db), "--port", str(port)]
+    env = ledger_env(db)
+    module = "ledger"
+    if ablate:
+        module = "bench.ablated"
+        env |= {"BENCH_ABLATE": ablate, "PYTHONPATH": _with_root(env.get("PYTHONPATH"))}
+    args = [sys.executable, "-m", module, "serve", "--db", str(db), "--port", str(port)]
     args += ["--datasette-port", str(ds_port)]
     base = f"http://127.0.0.1:{port}"
-    with _started(args, ledger_env(db), base + "/healthz", log, cwd=db.parent) as proc:
+    with _started(args, env, base + "/healthz", log, cwd=db.parent) as proc:
         wait_healthy(f"http://127.0.0.1:{ds_port}/-/versions.json", proc, log)
         yield Server(proc, base, log, ds_port)
+
+
+def _with_root(pythonpath: str | None) -> str:
+    """PYTHONPATH with the repository root first, for ``python -m bench...``."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return root + os.pathsep + (pythonpath or "")
 
 
 @contextmanager
@@ -137,8 +149,7 @@ def baseline_server(log: Path) -> Iterator[Server]:
     port = free_port()
     args = [sys.executable, "-m", "bench.baseline", "--port", str(port)]
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = _with_root(env.get("PYTHONPATH"))
     base = f"http://127.0.0.1:{port}"
     with _started(args, env, base + "/healthz", log) as proc:
         yield Server(proc, base, log)

@@ -144,7 +144,10 @@ def markdown(r: dict[str, Any]) -> str:
             f" order JSON {ingest['mean_order_bytes']:,.0f} B, form body"
             f" {ingest['mean_body_bytes']:,.0f} B. `fresh`: real `POST /orderdesk` on a new"
             f" database (WAL, synchronous=FULL, projections); `dup30`: 30 % byte-identical"
-            " repeats; `growth`: on a copy of the generated history.",
+            " repeats; `growth`: on a copy of the generated history; `no-projection` and"
+            " `no-fsync` are not the ledger but `fresh` with that cost taken out"
+            " (`bench/ablated.py`), to show how close the rest of the path comes to the"
+            " target ratio.",
             "",
             "| variant | conc | req/s | p50 ms | p99 ms | ratio vs baseline | non-200 |"
             " peak RSS MB |",

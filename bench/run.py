@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .history import CACHE, ensure_history, working_copy
-from .ingest import IngestPlan, ingest_section
+from .ingest import ABLATED, IngestPlan, ingest_section
 from .live_rebuild import live_rebuild_section
 from .load import wrk_available
 from .procs import ledger_server
@@ -152,7 +152,9 @@ def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -
             if "growth" in parts:
                 growth_db = work_db
         if {"ingest", "growth"} & set(parts):
-            variants = ("baseline", "fresh", "dup30") if "ingest" in parts else ("fresh",)
+            variants: tuple[str, ...] = ("fresh",)
+            if "ingest" in parts:
+                variants = ("baseline", "fresh", "dup30", *ABLATED)
             if growth_db is not None:
                 variants += ("growth",)
             plan = replace(config.ingest, variants=variants)
@@ -173,9 +175,8 @@ def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -
                     "ratio_vs_fresh": ratios,
                     "min_ratio": min(ratios.values()),
                 }
-            rss = [
-                r["server_peak_rss_mb"] or 0 for r in section["runs"] if r["variant"] != "baseline"
-            ]
+            served = [v for v in variants if v != "baseline" and v not in ABLATED]
+            rss = [r["server_peak_rss_mb"] or 0 for r in section["runs"] if r["variant"] in served]
             base = [
                 r["server_peak_rss_mb"] or 0 for r in section["runs"] if r["variant"] == "baseline"
             ]
@@ -185,8 +186,7 @@ def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -
                     v: max(
                         (r["server_peak_rss_mb"] or 0) for r in section["runs"] if r["variant"] == v
                     )
-                    for v in variants
-                    if v != "baseline"
+                    for v in served
                 },
                 "baseline_peak_rss_mb": max(base) if base else None,
             }

@@ -28,7 +28,9 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
                     "memory", "targets"):  # fmt: skip
         assert section in results, section
     ingest = results["ingest"]
-    assert set(ingest["summary"]) == {"baseline", "fresh", "dup30", "growth"}
+    assert set(ingest["summary"]) == {
+        "baseline", "fresh", "dup30", "growth", "no-projection", "no-fsync"
+    }  # fmt: skip
     for variant, by_concurrency in ingest["summary"].items():
         for stats in by_concurrency.values():
             assert stats["requests"] > 0, variant
@@ -39,6 +41,16 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
             assert 0 < stats["p50_ms"] <= stats["p99_ms"]
     fresh = [r for r in ingest["runs"] if r["variant"] == "fresh"]
     assert all(r["db_deliveries_added"] >= r["requests"] for r in fresh)
+    assert all(r["db_orders_added"] == r["db_events_added"] > 0 for r in fresh)
+    # the ablations log every post, and the one without projections projects nothing
+    for variant, orders in (
+        ("no-projection", lambda r: 0),
+        ("no-fsync", lambda r: r["db_events_added"]),
+    ):
+        runs = [r for r in ingest["runs"] if r["variant"] == variant]
+        assert all(r["db_deliveries_added"] >= r["requests"] > 0 for r in runs), variant
+        assert all(r["db_orders_added"] == orders(r) for r in runs), variant
+    assert results["memory"]["serve_peak_rss_mb_by_variant"].keys() == {"fresh", "dup30", "growth"}
     dup = [r for r in ingest["runs"] if r["variant"] == "dup30"]
     assert all(r["db_events_added"] <= r["db_deliveries_added"] for r in dup)
     # a retry repeats a post at least 100 requests later: some must have been answered

@@ -1,0 +1,54 @@
+"""``ledger`` with one cost taken out, to measure how close the rest comes to a target.
+
+    BENCH_ABLATE=projection python -m bench.ablated serve ...   # log and deliveries only
+    BENCH_ABLATE=fsync      python -m bench.ablated serve ...   # synchronous=NORMAL
+
+Never a way to run the ledger: without projections the read side stays empty, and
+without the fsync a 200 is not durable. The ingest part runs these beside ``fresh``: if
+even the server without its projections misses a ratio, no faster projection meets it.
+
+The patches run when this module is imported, so the writer process gets them too:
+multiprocessing's spawn imports the parent's main module again (as ``__mp_main__``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from ledger import schema, store, writer
+from ledger.cli import cli
+
+ABLATE = "BENCH_ABLATE"
+
+
+def _checkpoint_only(conn: sqlite3.Connection, event: store.StoredEvent) -> None:
+    # What apply_event leaves when it projects nothing: the event counts as projected.
+    store._set_checkpoint(conn, store.CHECKPOINT, event.seq)
+
+
+def _connect_without_fsync(path: str, **options: Any) -> sqlite3.Connection:
+    conn = schema.connect(path, **options)
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no fsync at COMMIT
+    return conn
+
+
+def _without_projection() -> None:
+    setattr(store, "apply_event", _checkpoint_only)  # noqa: B010
+
+
+def _without_fsync() -> None:
+    setattr(writer, "connect", _connect_without_fsync)  # noqa: B010
+
+
+ABLATIONS: dict[str, Callable[[], None]] = {
+    "projection": _without_projection,
+    "fsync": _without_fsync,
+}
+
+ABLATIONS[os.environ[ABLATE]]()
+
+if __name__ == "__main__":
+    cli()
