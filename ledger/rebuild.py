@@ -57,7 +57,7 @@ from .store import (
     shipment_rows,
 )
 from .verify import parse_order
-from .views import ensure_views
+from .views import create_read_indexes, ensure_views
 
 Progress = Callable[[int], None]
 FLUSH_ROWS = 50_000
@@ -187,9 +187,10 @@ def _project_into(
     workers: int,
     *,
     close_through: int,
+    indexes: bool = False,
 ) -> None:
     """Project events 1..until into fresh tables in ``scratch``, with the movements up to
-    ``close_through`` closed.
+    ``close_through`` closed, and with every index the live tables have if ``indexes``.
 
     Events are replayed order by order (the index on order id, store, seq gives them in
     that order without sorting), through the same fold as live appends. Orders are
@@ -233,6 +234,9 @@ def _project_into(
         if until:
             out.execute("INSERT INTO checkpoints (name, seq) VALUES (?, ?)", (CHECKPOINT, until))
         close_movements(out, close_through)
+        if indexes:  # built here, outside the live file's lock; the swap copies them whole
+            create_projection_tables(out)
+            create_read_indexes(out, PROJECTION_TABLES)
         out.execute("COMMIT")
         if progress:
             progress(done)
@@ -372,22 +376,24 @@ def rebuild(
             file_version(conn)  # a newer file's projections are not ours to replace
             until = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
             workers = default_workers(until) if workers is None else workers
-            _project_into(scratch, conn, db_path, until, progress, workers, close_through=until)
+            _project_into(
+                scratch, conn, db_path, until, progress, workers, close_through=until, indexes=True
+            )
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                # New tables, whatever shape the old ones had; the triggers come after the
-                # copy, because inventory and daily totals arrive whole.
+                # New tables, whatever shape the old ones had, with the scratch file's
+                # indexes. Into empty tables of the same shape and indexes, INSERT ... SELECT *
+                # copies the rows and every index b-tree as they are (SQLite's transfer
+                # optimisation), without sorting; the triggers come after the copy, because
+                # inventory and daily totals arrive whole.
                 drop_projections(conn)
-                create_projection_tables(conn, indexes=False)
+                create_projection_tables(conn)
+                create_read_indexes(conn, PROJECTION_TABLES)
                 for table in PROJECTION_TABLES:
-                    cols = _columns(conn, "scratch", table)
-                    conn.execute(
-                        f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM scratch.{table}"
-                    )
-                create_projection_tables(conn)  # now the indexes, each in one sorted pass
+                    conn.execute(f"INSERT INTO main.{table} SELECT * FROM scratch.{table}")
                 create_projection_triggers(conn)
-                ensure_views(conn)  # the read side's indexes went with the tables
+                ensure_views(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # of this shape now
                 catch_up(conn)  # events appended while the scratch copy was built
                 conn.execute("COMMIT")

@@ -10,6 +10,7 @@ export stops at ``max_returned_rows``. Their titles and descriptions live in
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 
 from .store import CLOSED_SEQ_SQL
 
@@ -221,14 +222,20 @@ RETIRED_INDEXES = (
 )
 
 
+def create_read_indexes(conn: sqlite3.Connection, tables: Collection[str] | None = None) -> None:
+    """The read-side indexes; only those on ``tables`` when it is given."""
+    for name, target in INDEXES.items():
+        if tables is None or target.split(" ", 1)[0] in tables:
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+
+
 def ensure_views(conn: sqlite3.Connection) -> None:
     """Recreate the views and the read-side indexes (idempotent, inside a transaction)."""
     for name in VIEWS:
         conn.execute(f"DROP VIEW IF EXISTS {name}")
     for name in RETIRED_INDEXES:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
-    for name, target in INDEXES.items():
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+    create_read_indexes(conn)
     # after the indexes: a view may name one (INDEXED BY)
     for name, select in VIEWS.items():
         conn.execute(f"CREATE VIEW {name} AS {select}")

@@ -560,9 +560,14 @@ def test_a_rebuild_in_worker_processes_equals_the_live_projections(
     monkeypatch.setattr(rebuild, "ORDERS_PER_TASK", 5)  # several ranges per worker
     assert rebuild.check(db, workers=2) == []
     live = contents(db) | {"daily": rows(db, "SELECT * FROM daily_totals")}
+    schema = rows(db, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
     rebuild.rebuild(db, workers=2)
     assert contents(db) | {"daily": rows(db, "SELECT * FROM daily_totals")} == live
     assert rebuild.check(db, workers=0) == []
+    # the indexes came over from the scratch file as b-trees: the same ones, each agreeing
+    # with its table entry by entry
+    assert rows(db, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name") == schema
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
 
 
 def test_event_streams_seek_by_seq_and_replay_by_order_index(settings: Settings) -> None:
