@@ -166,6 +166,11 @@ class OrderView:
     issues: tuple[str, ...]
 
 
+# What json.dumps(..., ensure_ascii=False, sort_keys=True, default=str) builds on every
+# call, built once.
+VARIATION = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+
+
 def _item(line: int, raw: Any, issues: Issues) -> Item | None:
     if not isinstance(raw, payload.Line):
         issues.add(f"order_items[{line}] is not an object")
@@ -182,7 +187,7 @@ def _item(line: int, raw: Any, issues: Issues) -> Item | None:
         price_cents=cents(raw.price, f"{where}.price", issues),
         weight=text(raw.weight),
         category_code=text(raw.category_code),
-        variation=json.dumps(variation, ensure_ascii=False, sort_keys=True, default=str)
+        variation=VARIATION.encode(variation)
         if isinstance(variation, dict) and variation
         else None,
     )
