@@ -4,6 +4,7 @@ each a real server process driven by the load generator on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import statistics
@@ -77,6 +78,9 @@ def one_run(
     tag: str,
 ) -> dict[str, Any]:
     log = logs / f"ingest-{tag}.log"
+    # Start every run with nothing left for the kernel to write back: a no-fsync run leaves
+    # its WAL dirty, and the writeback would slow the next run's fsyncs.
+    os.sync()
     if variant == "baseline":
         with baseline_server(log) as server:
             return _drive(server, plan, pool, connections)
