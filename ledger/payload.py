@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 
-class Address(msgspec.Struct):
+class Address(msgspec.Struct, frozen=True):
     first_name: Any = None
     last_name: Any = None
     city: Any = None
@@ -25,7 +25,7 @@ class Address(msgspec.Struct):
     country: Any = None
 
 
-class Line(msgspec.Struct):
+class Line(msgspec.Struct, frozen=True):
     id: Any = None
     code: Any = None
     name: Any = None
@@ -36,7 +36,7 @@ class Line(msgspec.Struct):
     variation_list: Any = None
 
 
-class Shipment(msgspec.Struct):
+class Shipment(msgspec.Struct, frozen=True):
     id: Any = None
     tracking_number: Any = None
     carrier_code: Any = None

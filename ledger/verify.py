@@ -114,6 +114,23 @@ def _big_int(digits: str) -> int | Decimal:
     return int(digits) if len(digits) < 4000 else Decimal(digits)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _decode_huge(payload: str) -> Any:
+    """The standard library's parser, for integers msgspec will not build, held to what
+    msgspec accepts: no NaN or Infinity, no lone surrogate."""
+    try:
+        order = json.loads(
+            payload, parse_float=Decimal, parse_int=_big_int, parse_constant=_no_constant
+        )
+        json.dumps(order, ensure_ascii=False, default=str).encode("utf-8")
+    except (ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise _not_json(exc) from None
+    return order
+
+
 def parse_order(payload: str) -> Order:
     """Parse the order into the records the projections read, with exact decimals; raise
     ``Rejected(400)`` if unusable."""
@@ -127,7 +144,7 @@ def parse_order(payload: str) -> Order:
     try:  # the typed decode stops at its first mismatch: the rest may still be malformed
         order = _DECODER.decode(payload)
     except msgspec.ValidationError:  # an integer too long for Python's int
-        order = json.loads(payload, parse_float=Decimal, parse_int=_big_int)
+        order = _decode_huge(payload)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _not_json(exc) from None
     if not isinstance(order, dict):

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import payload
+from ledger.errors import Rejected
 from ledger.verify import _ORDER, _big_int, parse_order
 
 from .helpers import sample
@@ -100,3 +101,25 @@ def test_a_repeated_key_means_its_last_value_either_way() -> None:
     typed = _ORDER.decode(text)
     assert (typed.shipping.city, typed.email) == ("Bergen", "b")  # type: ignore[union-attr]
     assert repr(typed) == repr(generic(text))
+
+
+HUGE = "1" * 5000  # more digits than Python builds an int from: the standard library's parser
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"email": "a", "y": }',
+        '{"email": "a", "y": NaN}',
+        '{"customer": "not an address", "y": [1,}',
+        f'{{"email": {HUGE}, "y": }}',
+        f'{{"email": {HUGE}, "y": NaN}}',
+        f'{{"email": {HUGE}, "y": -Infinity}}',
+        f'{{"email": {HUGE}, "y": "\\ud83d"}}',
+        f"[{HUGE}]",
+    ],
+)
+def test_what_is_not_json_is_refused_with_400_whichever_decoder_reads_it(text: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse_order(text)
+    assert refused.value.status == 400
