@@ -62,6 +62,7 @@ from .views import create_read_indexes, ensure_views
 Progress = Callable[[int], None]
 FLUSH_ROWS = 50_000
 STAGE_MOVEMENT = INSERT_MOVEMENT.format(table="temp.staged_movements")
+COPY = "INSERT INTO main.{table} SELECT * FROM scratch.{table}"  # the swap's, whole records
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,7 @@ def rebuild(
                 create_projection_tables(conn)
                 create_read_indexes(conn, PROJECTION_TABLES)
                 for table in PROJECTION_TABLES:
-                    conn.execute(f"INSERT INTO main.{table} SELECT * FROM scratch.{table}")
+                    conn.execute(COPY.format(table=table))
                 create_projection_triggers(conn)
                 ensure_views(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # of this shape now

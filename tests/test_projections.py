@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from ledger import rebuild
-from ledger.schema import ORDER_FACETS, SCHEMA_VERSION, connect
+from ledger.schema import (
+    ORDER_FACETS,
+    PROJECTION_TABLES,
+    SCHEMA_VERSION,
+    connect,
+    create_projection_tables,
+)
 from ledger.settings import Settings
 from ledger.startup import open_ledger
 from ledger.store import (
@@ -27,6 +33,7 @@ from ledger.store import (
     record_snapshot,
     utcnow,
 )
+from ledger.views import create_read_indexes
 
 from .helpers import (
     API_KEY,
@@ -568,6 +575,23 @@ def test_a_rebuild_in_worker_processes_equals_the_live_projections(
     # with its table entry by entry
     assert rows(db, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name") == schema
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_the_swap_copies_every_projection_table_by_sqlites_transfer(tmp_path: Path) -> None:
+    # Still correct without it, but then each row and index entry is inserted one by one
+    # while the live file is locked: a foreign key, a trigger created before the copy or
+    # an index only one side has would turn it off without a word.
+    scratch = sqlite3.connect(tmp_path / "scratch.db")
+    for conn in (scratch, live := connect(str(tmp_path / "live.db"))):
+        create_projection_tables(conn)
+        create_read_indexes(conn, PROJECTION_TABLES)
+    scratch.commit()
+    scratch.close()
+    live.execute("ATTACH ? AS scratch", (str(tmp_path / "scratch.db"),))
+    for table in PROJECTION_TABLES:
+        program = live.execute(f"EXPLAIN {rebuild.COPY.format(table=table)}").fetchall()
+        assert "RowData" in {op[1] for op in program}, table  # a record copied whole
+    live.close()
 
 
 def test_event_streams_seek_by_seq_and_replay_by_order_index(settings: Settings) -> None:
