@@ -30,8 +30,9 @@ def parse_stores(spec: str) -> dict[str, str]:
 
 # How long a write (a batch of posts, a folder naming, a rebuild's swap) waits for a lock
 # another process holds; posts then get a 503, commands fail with 'database is locked'.
-# A rebuild's swap held it 11-14 s at 1M events on the 2-core machine; Order Desk gives
-# up on an answer after 30 s, and every 503 spends one of its five retries.
+# A rebuild's swap holds it ~10.5 s at 1M events on the 2-core machine (11-14 s before it
+# copied index b-trees whole); Order Desk gives up on an answer after 30 s, and every 503
+# spends one of its five retries.
 DEFAULT_BUSY_TIMEOUT_MS = 20_000
 
 
