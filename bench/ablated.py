@@ -18,25 +18,28 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ledger import schema, store, writer
+from ledger import db, projections, writer
 from ledger.cli import cli
+from ledger.events import StoredEvent
+from ledger.projections.positions import set_position
+from ledger.projections.tables import PROJECTED
 
 ABLATE = "BENCH_ABLATE"
 
 
-def _checkpoint_only(conn: sqlite3.Connection, event: store.StoredEvent) -> None:
-    # What apply_event leaves when it projects nothing: the event counts as projected.
-    store._set_checkpoint(conn, store.CHECKPOINT, event.seq)
+def _position_only(conn: sqlite3.Connection, event: StoredEvent) -> None:
+    # What projections.apply leaves when it projects nothing: the event counts as projected.
+    set_position(conn, PROJECTED, event.seq)
 
 
 def _connect_without_fsync(path: str, **options: Any) -> sqlite3.Connection:
-    conn = schema.connect(path, **options)
+    conn = db.connect(path, **options)
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no fsync at COMMIT
     return conn
 
 
 def _without_projection() -> None:
-    setattr(store, "apply_event", _checkpoint_only)  # noqa: B010
+    setattr(projections, "apply", _position_only)  # noqa: B010
 
 
 def _without_fsync() -> None:

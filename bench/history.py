@@ -1,14 +1,14 @@
 """A generated history: ``orders`` orders x 4 snapshots, written with the real library code
-(``ledger.store.record_snapshot`` in ``BEGIN IMMEDIATE ... COMMIT`` transactions of
-``batch`` events, the head from ``store.read_head`` and the chain key from
-``ledger.startup.open_ledger``), so the file is a real, verifiable ledger with projections.
+(the writer's ``AppendSnapshot`` jobs in write transactions of ``batch`` events, the chain
+key from ``ledger.startup.open_ledger``), so the file is a real, verifiable ledger with
+projections.
 
 Folders are named first (four FolderNamed events), then the snapshots arrive
 interleaved (see ``orders.history_order``). ``received_at`` follows a synthetic clock
 (one post every 30 s from 2024-01-01) so time-based indexes look like a real year.
 
 Files are cached under ``bench/.cache/`` keyed by the generator's parameters and a hash of
-``ledger/schema.py`` (a schema change regenerates); repeat runs skip generation.
+the file's shape (a changed table or trigger regenerates); repeat runs skip generation.
 
     python -m bench.history --orders 250000      # ~1,000,000 events
 """
@@ -28,12 +28,18 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-import ledger.schema
-from ledger import store
-from ledger.schema import connect
+from ledger.db import connection, immediate
+from ledger.jobs import AppendSnapshot, NameFolder
+from ledger.log import LOG_TABLES, LOG_TRIGGERS, Delivery, read_head
+from ledger.payload import order_identity
+from ledger.post import Snapshot
+from ledger.projections.closing import close_movements
+from ledger.projections.tables import PROJECTION_TABLES
+from ledger.projections.triggers import PROJECTION_TRIGGERS
+from ledger.schema import SCHEMA_VERSION
 from ledger.settings import Settings
+from ledger.signature import STANDARD
 from ledger.startup import open_ledger
-from ledger.verify import STANDARD, Snapshot, order_identity
 
 from .orders import API_KEY, FOLDERS, STORE_ID, OrderFactory, history_order
 
@@ -53,12 +59,11 @@ class History:
 
 def schema_digest() -> str:
     """The file's shape (its DDL, version and close interval), not the code around it: a
-    refactoring of ledger/schema.py keeps the cached history, a changed table or trigger
-    regenerates."""
-    s = ledger.schema
+    refactoring keeps the cached history, a changed table or trigger regenerates."""
+    tables = [t.create_sql() + "".join(t.index_sql()) for t in (*LOG_TABLES, *PROJECTION_TABLES)]
     shape = (
-        f"{s.SCHEMA_VERSION}\n{s.LOG_DDL}\n{s.TRIGGERS_DDL}\n{s.PROJECTION_DDL}\n"
-        f"{s.PROJECTION_TRIGGERS}\nclose every {store.CLOSE_EVERY}"
+        f"{SCHEMA_VERSION}\n{tables}\n{LOG_TRIGGERS}\n{PROJECTION_TRIGGERS}"
+        f"\nclose every {Settings().close_every}"
     )
     return hashlib.sha256(shape.encode()).hexdigest()[:10]
 
@@ -102,54 +107,40 @@ def generate(
     The orders are ``OrderFactory(seed)``'s: the same seed, the same payloads."""
     settings = Settings(db_path=path, stores={STORE_ID: API_KEY})
     key = open_ledger(settings)
-    conn = connect(str(path))
     clock = datetime(2024, 1, 1, tzinfo=UTC)
     total = orders * 4
-    done = 0
     started = time.perf_counter()
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        head = store.read_head(conn)
-        for folder_id, name in FOLDERS.items():
-            store.record_folder_name(conn, key, head, STORE_ID, folder_id, name)
-        conn.execute("COMMIT")
+    with connection(path) as conn:
+        with immediate(conn):
+            head = read_head(conn)
+            for folder_id, name in FOLDERS.items():
+                NameFolder(STORE_ID, folder_id, name).run(conn, key, head)
         with multiprocessing.get_context("fork").Pool(1) as workers:
-            conn.execute("BEGIN IMMEDIATE")
-            head = store.read_head(conn)
-            for payloads in workers.imap(partial(_payloads, seed), _chunks(orders, block)):
-                for payload in payloads:
-                    clock += timedelta(seconds=30)
-                    at = clock.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                    delivery = store.Delivery(
-                        at,
-                        "127.0.0.1",
-                        "POST",
-                        "application/x-www-form-urlencoded",
-                        len(payload) * 3 // 2,
-                        STORE_ID,
-                    )
-                    store.record_snapshot(conn, key, head, delivery, _snapshot(payload))
-                    done += 1
-                    if done % batch == 0:
-                        # Closed as the writer closes them, but one interval behind, so
-                        # the movements reconcile_inventory_drift recounts are as many
-                        # as they ever get live.
-                        store.close_movements(conn, head.seq - store.CLOSE_EVERY)
-                        conn.execute("COMMIT")
-                        conn.execute("BEGIN IMMEDIATE")
-                        head = store.read_head(conn)
-                        if progress:
-                            rate = done / (time.perf_counter() - started)
-                            print(
-                                f"  history: {done:,}/{total:,} events ({rate:,.0f}/s)",
-                                file=sys.stderr,
-                                flush=True,
-                            )
-            conn.execute("COMMIT")
+            payloads = (
+                p
+                for ps in workers.imap(partial(_payloads, seed), _chunks(orders, block))
+                for p in ps
+            )
+            for done in range(batch, total + batch, batch):
+                with immediate(conn):
+                    head = read_head(conn)
+                    for payload in islice(payloads, batch):
+                        clock += timedelta(seconds=30)
+                        at = clock.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                        delivery = Delivery(at, "127.0.0.1", "POST",
+                                            "application/x-www-form-urlencoded",
+                                            len(payload) * 3 // 2, STORE_ID)  # fmt: skip
+                        AppendSnapshot(delivery, _snapshot(payload)).run(conn, key, head)
+                    # Closed as the writer closes them, but one interval behind, so the
+                    # movements reconcile_inventory_drift recounts are as many as they
+                    # ever get live.
+                    close_movements(conn, head.seq - settings.close_every)
+                if progress:
+                    rate = min(done, total) / (time.perf_counter() - started)
+                    print(f"  history: {min(done, total):,}/{total:,} events ({rate:,.0f}/s)",
+                          file=sys.stderr, flush=True)  # fmt: skip
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def ensure_history(orders: int, block: int = 1000, seed: int = 1, cache: Path = CACHE) -> History:
@@ -157,11 +148,8 @@ def ensure_history(orders: int, block: int = 1000, seed: int = 1, cache: Path = 
     path = cache / cache_name(orders, block, seed)
     key_path = path.with_name(path.name + ".key")
     if path.exists() and key_path.exists():
-        conn = connect(str(path), readonly=True)
-        try:
+        with connection(path, readonly=True) as conn:
             events = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
-        finally:
-            conn.close()
         return History(path, key_path, events, orders, None)
     tmp = path.with_name(path.name + ".tmp.db")
     for leftover in tmp.parent.glob(tmp.name + "*"):

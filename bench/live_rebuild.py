@@ -15,10 +15,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ledger.testing import ledger_env
+
 from .ingest import cached_pool
 from .load import read_answer
 from .pool import read_pool
-from .procs import ledger_env, ledger_server, run_measured
+from .procs import ledger_server, run_measured
 from .stats import percentile
 
 INTERVAL_S = 0.05

@@ -15,16 +15,24 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-STORE_ID = "70412"
-API_KEY = "test-api-key"
-FOLDERS = {48201: "New", 48202: "Prepared", 48203: "Closed", 48204: "Canceled"}
-NEW, PREPARED, CLOSED, CANCELED = 48201, 48202, 48203, 48204
+from ledger.testing import (
+    API_KEY,
+    CANCELED,
+    CLOSED,
+    FOLDERS,
+    NEW,
+    PREPARED,
+    STORE_ID,
+    encode,
+    order,
+)
+
+__all__ = ["API_KEY", "FOLDERS", "STORE_ID", "OrderFactory", "history_order"]
 SNAPSHOTS_PER_ORDER = 4
 FIRST_ORDER_ID = 4_000_000
 
@@ -189,8 +197,8 @@ class OrderFactory:
                 }
             )
         refunded = stage == 3 and canceled_later
-        return {
-            "id": order_id,
+        # Every field given: the shared builder's defaults only fix the field order.
+        fields: dict[str, Any] = {
             "email": f"{shipping['first_name'].lower()}.{n}@example.net",
             "shipping_method": rng.choice(_METHODS),
             "quantity_total": sum(quantities),
@@ -246,13 +254,11 @@ class OrderFactory:
             "order_items": items,
             "order_shipments": shipments,
         }
+        return order(order_id, **fields)
 
     def payload(self, n: int, stage: int = 0, *, id_base: int = FIRST_ORDER_ID) -> bytes:
         """The exact bytes of the ``order`` form field (Order Desk style JSON)."""
-        text = json.dumps(
-            self.order(n, stage, id_base=id_base), ensure_ascii=False, separators=(",", ":")
-        )
-        return text.replace("/", "\\/").encode("utf-8")
+        return encode(self.order(n, stage, id_base=id_base))
 
 
 def history_order(orders: int, block: int = 1000) -> Iterator[tuple[int, int]]:

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import os
 import pty
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .orders import API_KEY, STORE_ID
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from ledger.testing import free_port, ledger_env, stop, wait_healthy
 
 
 @dataclass
@@ -69,42 +59,6 @@ def status_kb(pid: int, field: str) -> float | None:
     return None
 
 
-def ledger_env(db: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERDESK_", "LEDGER_"))}
-    return env | {
-        "LEDGER_DB": str(db),
-        "ORDERDESK_STORE_ID": STORE_ID,
-        "ORDERDESK_API_KEY": API_KEY,
-    }
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not answer {url} within {timeout:g} s")
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM the process group, then SIGKILL it if it does not drain in time."""
-    if proc.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout)
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # anything left in the group
-    proc.wait()
-
-
 @contextmanager
 def _started(
     args: list[str], env: dict[str, str], health: str, log: Path, cwd: Path | None = None
@@ -114,7 +68,10 @@ def _started(
             args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
         )
     try:
-        wait_healthy(health, proc, log)
+        try:
+            wait_healthy(health, proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {log.read_text()[-2000:]}") from None
         yield proc
     finally:
         stop(proc)
@@ -134,7 +91,7 @@ def ledger_server(db: Path, log: Path, ablate: str | None = None) -> Iterator[Se
     args += ["--datasette-port", str(ds_port)]
     base = f"http://127.0.0.1:{port}"
     with _started(args, env, base + "/healthz", log, cwd=db.parent) as proc:
-        wait_healthy(f"http://127.0.0.1:{ds_port}/-/versions.json", proc, log)
+        wait_healthy(f"http://127.0.0.1:{ds_port}/-/versions.json", proc)
         yield Server(proc, base, log, ds_port)
 
 

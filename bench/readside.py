@@ -19,8 +19,9 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from ledger.readside import default_metadata_path, load_metadata, named_params
-from ledger.store import CLOSED_SEQ_SQL
+from ledger.projections.triggers import CLOSED_SEQ_SQL
+from ledger.readside.app import default_metadata_path, load_metadata
+from ledger.readside.pages import named_params
 
 from .orders import STORE_ID
 from .stats import percentile

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .procs import ledger_env, run_measured
+from ledger.testing import ledger_env
+
+from .procs import run_measured
 
 FLOOR_PARSERS = ("msgspec", "json")  # the first is the floor the ratio uses
 

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ledger import testing
+
 SKUS = [
     ("TOTE-NAT-01", "Canvas Tote Bag - Natural", 1850),
     ("PIN-SET-3", "Enamel Pin Set", 975),
@@ -31,11 +33,7 @@ SKUS = [
     ("SOAP-OAT", "Oat Soap Bar", 800),
 ]
 SOURCES = ["Shopify", "Shopify", "Etsy", "WooCommerce", "Amazon"]
-NEW, PREPARED, CLOSED, CANCELED = 48201, 48202, 48203, 48204
-
-
-def money(cents: int) -> float:
-    return round(cents / 100, 2)
+NEW, PREPARED, CLOSED, CANCELED = testing.NEW, testing.PREPARED, testing.CLOSED, testing.CANCELED
 
 
 def order(
@@ -53,62 +51,31 @@ def order(
     product = sum(price * qty for _, _, price, qty in lines)
     shipping = 595 if product < 5000 else 0
     tax = round(product * 0.0725)
-    total = product + shipping + tax
     fmt = "%Y-%m-%d %H:%M:%S"
-    return {
-        "id": order_id,
-        "email": f"buyer{order_id}@example.net",
-        "shipping_method": "USPS Priority Mail",
-        "quantity_total": sum(q for *_, q in lines),
-        "product_total": money(product),
-        "shipping_total": money(shipping),
-        "handling_total": 0,
-        "tax_total": money(tax),
-        "discount_total": 0,
-        "order_total": money(total if order_total is None else order_total),
-        "payment_type": "Visa",
-        "payment_status": payment_status,
-        "refund_total": money(total) if payment_status == "Fully Refunded" else 0,
-        "source_name": source,
-        "source_id": f"S{order_id}",
-        "folder_id": folder_id,
-        "date_added": added.strftime(fmt),
-        "date_updated": updated.strftime(fmt),
-        "shipping": {
-            "first_name": "Sam",
-            "last_name": f"Buyer {order_id[-3:]}",
-            "city": "Columbus",
-            "state": "OH",
-            "country": "US",
-        },
-        "customer": {
-            "first_name": "Sam",
-            "last_name": f"Buyer {order_id[-3:]}",
-            "city": "Columbus",
-            "country": "US",
-        },
-        "order_items": [
-            {
-                "id": f"{order_id}{n}",
-                "code": code,
-                "name": name,
-                "price": money(price),
-                "quantity": qty,
-            }
+    refunded = payment_status == "Fully Refunded"
+    return testing.order(
+        order_id,
+        items=[
+            testing.item(code, price, qty, name=name, id=f"{order_id}{n}")
             for n, (code, name, price, qty) in enumerate(lines)
         ],
-        "order_shipments": [
-            {
-                "tracking_number": f"9405511899{order_id}",
-                "carrier_code": "USPS",
-                "shipment_method": "Priority Mail",
-                "date_shipped": shipped.strftime("%Y-%m-%d"),
-                "cost": "8.40",
-            }
-        ]
+        added=added.strftime(fmt),
+        updated=updated.strftime(fmt),
+        shipping_cents=shipping,
+        tax_cents=tax,
+        total_cents=order_total,
+        folder_id=folder_id,
+        shipments=[testing.shipment(f"9405511899{order_id}", shipped.strftime("%Y-%m-%d"))]
         if shipped
         else [],
-    }
+        email=f"buyer{order_id}@example.net",
+        payment_status=payment_status,
+        refund_total=testing.money(product + shipping + tax) if refunded else 0,
+        source_name=source,
+        source_id=f"S{order_id}",
+        shipping=testing.address("Sam", f"Buyer {order_id[-3:]}"),
+        customer=testing.address("Sam", f"Buyer {order_id[-3:]}"),
+    )
 
 
 def write(out: Path, name: str, payload: dict[str, Any]) -> None:

@@ -7,12 +7,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from .errors import LedgerError
-from .schema import connect
-
-
-class BackupError(LedgerError):
-    """The backup could not be written."""
+from .db import connect
+from .errors import BackupError
 
 
 def backup(db_path: Path, dest: Path, key_path: Path) -> int:
@@ -23,7 +19,7 @@ def backup(db_path: Path, dest: Path, key_path: Path) -> int:
     if dest.exists():
         raise BackupError(f"{dest} exists already; a backup never overwrites")
     partial = dest.with_name(dest.name + ".partial")
-    source = connect(str(db_path), readonly=True)
+    source = connect(db_path, readonly=True)
     try:
         target = sqlite3.connect(partial)
         try:

@@ -1,8 +1,8 @@
-"""The keyed hash chain over the event log. Pure functions only.
+"""The keyed hash chain over the event log. Pure functions, and the key file.
 
 Each event's ``hash`` is an HMAC over every stored field of the event and the
-previous event's hash. Editing or deleting a row breaks the chain; appending a
-forged row needs the chain key, which lives outside the database file.
+previous event's hash (``log.CHAINED``). Editing or deleting a row breaks the chain;
+appending a forged row needs the chain key, which lives outside the database file.
 """
 
 from __future__ import annotations
@@ -10,41 +10,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ChainKeyError
 
 GENESIS = "0" * 64
-CHAINED_FIELDS = (
-    "seq",
-    "type",
-    "received_at",
-    "store_id",
-    "order_id",
-    "order_updated_at",
-    "payload_sha256",
-    "prev_hash",
-)
 
 
-@dataclass(frozen=True)
-class EventFields:
-    seq: int
-    type: str
-    received_at: str
-    store_id: str
-    order_id: str | None
-    order_updated_at: str | None
-    payload_sha256: str
-    prev_hash: str
-
-
-def link(key: bytes, event: EventFields) -> str:
-    message = json.dumps(
-        [getattr(event, name) for name in CHAINED_FIELDS], ensure_ascii=False, separators=(",", ":")
-    )
+def link(key: bytes, fields: Sequence[object]) -> str:
+    """The hash of an event whose chained fields (``log.CHAINED``, in order) are ``fields``."""
+    message = json.dumps(list(fields), ensure_ascii=False, separators=(",", ":"))
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -69,12 +47,6 @@ def load_key(path: Path) -> bytes:
 def create_key(path: Path) -> bytes:
     """Write a new random key, readable by the owner only; never overwrite one."""
     key = secrets.token_bytes(32)
-    with open(path, "x", opener=lambda p, flags: _open_private(p, flags)) as fh:
+    with open(path, "x", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
         fh.write(key.hex() + "\n")
     return key
-
-
-def _open_private(path: str, flags: int) -> int:
-    import os
-
-    return os.open(path, flags, 0o600)

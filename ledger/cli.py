@@ -7,20 +7,19 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from . import audit
-from . import rebuild as rebuilding
-from .chain import load_key
+from .db import connection
 from .errors import LedgerError
-from .schema import connect
 from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+SETTINGS = {f.name: f for f in fields(Settings)}
 
 
 def friendly(fn: F) -> F:
@@ -36,23 +35,30 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def settings_from(db: str | None, key_file: str | None = None) -> Settings:
+def setting_option(name: str) -> Callable[[F], F]:
+    """The option for Settings field ``name``, its help taken from the field."""
+    meta = SETTINGS[name].metadata
+    where = f"env {meta['env']}" if meta["env"] else ""
+    shown = meta["shown"] or SETTINGS[name].default
+    help_text = f"{meta['help']} [{where}, default {shown}]" if where else meta["help"]
+    return click.option(meta["option"], name, default=None, help=help_text)
+
+
+def settings_from(**given: Any) -> Settings:
+    """The environment's settings, with what was given on the command line over them."""
     settings = Settings.from_env()
-    if db:
-        settings = settings.with_(db_path=Path(db))
-    if key_file:
-        settings = settings.with_(key_file=Path(key_file))
-    return settings
-
-
-db_option = click.option("--db", help="SQLite file [env LEDGER_DB, default ledger.db]")
-key_option = click.option("--key-file", help="chain key file [env LEDGER_KEY_FILE, default DB.key]")
+    changes = {k: Path(v) if k in ("db_path", "key_file") else v for k, v in given.items() if v}
+    return settings.with_(**changes) if changes else settings
 
 
 def existing_db(settings: Settings) -> Path:
     if not settings.db_path.exists():
         raise click.ClickException(f"{settings.db_path} does not exist")
     return settings.db_path
+
+
+db_option = setting_option("db_path")
+key_option = setting_option("key_file")
 
 
 @click.group()
@@ -71,7 +77,7 @@ def cli() -> None:
 @click.option(
     "--metadata", type=click.Path(exists=True, dir_okay=False), help="Datasette metadata.yml"
 )
-@click.option("--max-body-bytes", type=int, help="largest accepted post [default 5 MB]")
+@setting_option("max_body_bytes")
 @click.option(
     "--datasette-password",
     prompt="Datasette password",
@@ -83,57 +89,49 @@ def cli() -> None:
 )
 @friendly
 def serve(
-    db: str | None,
+    db_path: str | None,
     key_file: str | None,
     host: str,
     port: int,
     datasette_host: str,
     datasette_port: int,
     metadata: str | None,
-    max_body_bytes: int | None,
+    max_body_bytes: str | None,
     datasette_password: str | None,
 ) -> None:
     """Receive posts on POST /orderdesk and serve the file through Datasette."""
-    from .readside import password_hash_from
+    from .readside.app import password_hash_from
+    from .serve import Addresses
     from .serve import serve as run
     from .startup import open_ledger
 
-    settings = settings_from(db, key_file)
+    settings = settings_from(db_path=db_path, key_file=key_file)
     if max_body_bytes:
-        settings = settings.with_(max_body_bytes=max_body_bytes)
+        settings = settings.with_(max_body_bytes=int(max_body_bytes))
     settings.require_stores()
-    password_hash = password_hash_from(datasette_password)
+    password_hash = password_hash_from(datasette_password, settings.datasette_password_hash)
     open_ledger(settings)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(
-        run(
-            settings,
-            host,
-            port,
-            datasette_host,
-            datasette_port,
-            Path(metadata) if metadata else None,
-            password_hash,
-        )
-    )
+    addresses = Addresses(host, port, datasette_host, datasette_port)
+    asyncio.run(run(settings, addresses, Path(metadata) if metadata else None, password_hash))
 
 
 @cli.command()
 @db_option
 @key_option
 @friendly
-def verify(db: str | None, key_file: str | None) -> None:
+def verify(db_path: str | None, key_file: str | None) -> None:
     """Re-check the whole log: payload hashes, the hash chain, delivery links."""
-    settings = settings_from(db, key_file)
+    from .chain import load_key
+    from .verify import verify_log
+
+    settings = settings_from(db_path=db_path, key_file=key_file)
     path = existing_db(settings)
     key = load_key(settings.chain_key_path)
-    conn = connect(str(path), readonly=True)
-    try:
-        report = audit.verify_log(conn, key)
-    finally:
-        conn.close()
+    with connection(path, readonly=True) as conn:
+        report = verify_log(conn, key)
     if report.problem:
         click.echo(f"TAMPERED: first bad {report.problem}", err=True)
         click.echo(f"{report.events} events verified before it", err=True)
@@ -149,16 +147,22 @@ def verify(db: str | None, key_file: str | None) -> None:
     "--check", is_flag=True, help="rebuild into a scratch copy and report differences only"
 )
 @friendly
-def rebuild(db: str | None, check: bool) -> None:
+def rebuild(db_path: str | None, check: bool) -> None:
     """Recompute every projection from the log."""
-    settings = settings_from(db)
+    from .projections import rebuild as rebuilding
+    from .schema import ensure_schema
+
+    settings = settings_from(db_path=db_path)
     path = existing_db(settings)
+    if not check:  # an older file is upgraded first; a check changes nothing
+        with connection(path, busy_timeout_ms=settings.busy_timeout_ms) as conn:
+            ensure_schema(conn)
     total = rebuilding.event_count(path)
     with click.progressbar(length=total, label="replaying events", file=sys.stderr) as bar:
         if check:
-            differences = rebuilding.check(path, bar.update)
+            differences = rebuilding.check(settings, bar.update)
         else:
-            seq = rebuilding.rebuild(path, bar.update, busy_timeout_ms=settings.busy_timeout_ms)
+            seq = rebuilding.rebuild(settings, bar.update)
     if not check:
         click.echo(f"rebuilt: projections up to seq {seq}")
         return
@@ -217,11 +221,11 @@ def send(
 @db_option
 @key_option
 @friendly
-def backup(dest: str, db: str | None, key_file: str | None) -> None:
+def backup(dest: str, db_path: str | None, key_file: str | None) -> None:
     """Take an online, consistent copy of the ledger (and its chain key) at DEST."""
     from .backup import backup as take
 
-    settings = settings_from(db, key_file)
+    settings = settings_from(db_path=db_path, key_file=key_file)
     events = take(existing_db(settings), Path(dest), settings.chain_key_path)
     click.echo(f"backed up {events} events to {dest} (chain key beside it as {dest}.key)")
 
@@ -239,26 +243,17 @@ def folders() -> None:
 @key_option
 @friendly
 def folders_set(
-    folder_id: int, name: str, store_id: str | None, db: str | None, key_file: str | None
+    folder_id: int, name: str, store_id: str | None, db_path: str | None, key_file: str | None
 ) -> None:
     """Name FOLDER_ID; recorded in the log as a FolderNamed event."""
+    from .jobs import NameFolder, run_alone
     from .startup import open_ledger
-    from .store import read_head, record_folder_name
 
-    settings = settings_from(db, key_file)
+    settings = settings_from(db_path=db_path, key_file=key_file)
     store_id = store_id or _only_store(settings)
     key = open_ledger(settings)
-    conn = connect(str(settings.db_path), busy_timeout_ms=settings.busy_timeout_ms)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            seq = record_folder_name(conn, key, read_head(conn), store_id, folder_id, name.strip())
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.close()
+    with connection(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms) as conn:
+        [seq] = run_alone(conn, key, NameFolder(store_id, folder_id, name.strip()))
     click.echo(f"folder {folder_id} of store {store_id} is now {name.strip()!r} (seq {seq})")
 
 
@@ -268,22 +263,20 @@ def _only_store(settings: Settings) -> str:
     raise click.ClickException("give --store-id: there is not exactly one configured store")
 
 
+FOLDER_LIST = """
+SELECT f.store_id, f.folder_id, f.name, f.named_at,
+       (SELECT count(*) FROM orders o WHERE o.store_id = f.store_id AND o.folder_id = f.folder_id)
+FROM folders f ORDER BY f.store_id, f.folder_id
+"""
+
+
 @folders.command("list")
 @db_option
 @friendly
-def folders_list(db: str | None) -> None:
+def folders_list(db_path: str | None) -> None:
     """List named folders with how many current orders each holds."""
-    path = existing_db(settings_from(db))
-    conn = connect(str(path), readonly=True)
-    try:
-        rows = conn.execute(
-            "SELECT f.store_id, f.folder_id, f.name, f.named_at,"
-            " (SELECT count(*) FROM orders o"
-            "  WHERE o.store_id = f.store_id AND o.folder_id = f.folder_id)"
-            " FROM folders f ORDER BY f.store_id, f.folder_id"
-        ).fetchall()
-    finally:
-        conn.close()
+    with connection(existing_db(settings_from(db_path=db_path)), readonly=True) as conn:
+        rows = conn.execute(FOLDER_LIST).fetchall()
     if not rows:
         click.echo("no folders named yet: ledger folders set FOLDER_ID NAME")
     for store_id, folder_id, name, named_at, count in rows:

@@ -1,4 +1,8 @@
-"""Named errors of the ledger; the CLI turns them into one-line messages."""
+"""Named errors of the ledger; the CLI and the receiver each turn them into one line."""
+
+from __future__ import annotations
+
+from typing import ClassVar
 
 
 class LedgerError(Exception):
@@ -10,15 +14,53 @@ class ConfigError(LedgerError):
 
 
 class Rejected(LedgerError):
-    """A post that is refused, with the HTTP status and a one-line reason."""
+    """A post that is refused: the receiver answers ``status`` and the one-line reason."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(status, reason)
-        self.status = status
+    status: ClassVar[int]
+    # What makes a post get this answer, for the README's table (one line each).
+    situations: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
     def __str__(self) -> str:
         return self.reason
+
+
+class BadPost(Rejected):
+    status = 400
+    situations = (
+        "no `order` form field, or more than one; not a form post",
+        "`order` not UTF-8, not JSON, not an object, no `id`, nested deeper than 64",
+        "body cut short",
+    )
+
+
+class NotSigned(Rejected):
+    status = 403
+    situations = (
+        "missing or unknown `X-ORDER-DESK-STORE-ID`",
+        "missing or wrong `X-ORDER-DESK-HASH`",
+    )
+
+
+class WrongMethod(Rejected):
+    status = 405
+    situations = ("GET, PUT, PATCH, DELETE",)
+
+
+class TooSlow(Rejected):
+    status = 408
+    situations = ("body not received within the body timeout",)
+
+
+class TooLarge(Rejected):
+    status = 413
+    situations = ("body over the configured limit",)
+
+
+REFUSALS: tuple[type[Rejected], ...] = (BadPost, NotSigned, WrongMethod, TooSlow, TooLarge)
 
 
 class StorageUnavailable(LedgerError):
@@ -35,3 +77,7 @@ class NewerSchema(LedgerError):
 
 class OlderSchema(LedgerError):
     """The file's projections are of an older version than this ledger's."""
+
+
+class BackupError(LedgerError):
+    """The backup could not be written."""

@@ -10,7 +10,7 @@ import codecs
 from email.message import Message
 from urllib.parse import unquote_to_bytes
 
-from .errors import Rejected
+from .errors import BadPost
 
 FIELD = b"order"
 
@@ -57,14 +57,14 @@ def multipart_fields(body: bytes, boundary: str, name: bytes) -> list[bytes]:
     delimiter = b"--" + boundary.encode("latin-1")
     chunks = body.split(delimiter)
     if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
-        raise Rejected(400, "malformed multipart body")
+        raise BadPost("malformed multipart body")
     values = []
     for chunk in chunks[1:-1]:
         if not chunk.startswith(b"\r\n") or not chunk.endswith(b"\r\n"):
-            raise Rejected(400, "malformed multipart body")
+            raise BadPost("malformed multipart body")
         head, sep, content = chunk[2:-2].partition(b"\r\n\r\n")
         if not sep:
-            raise Rejected(400, "malformed multipart part without headers")
+            raise BadPost("malformed multipart part without headers")
         if _part_name(head) == name:
             values.append(content)
     return values
@@ -82,23 +82,22 @@ def _part_name(head: bytes) -> bytes | None:
 
 
 def extract_order(body: bytes, content_type: str | None) -> bytes:
-    """Return the one ``order`` value, or raise ``Rejected`` (400)."""
+    """Return the one ``order`` value, or raise ``BadPost``."""
     mime, params = _content_type(content_type or "")
     if mime == "application/x-www-form-urlencoded":
         values = urlencoded_fields(body, FIELD)
     elif mime == "multipart/form-data":
         boundary = params.get("boundary")
         if not boundary:
-            raise Rejected(400, "multipart body without a boundary")
+            raise BadPost("multipart body without a boundary")
         values = multipart_fields(body, boundary, FIELD)
     else:
-        raise Rejected(
-            400,
+        raise BadPost(
             "no 'order' form field: expected application/x-www-form-urlencoded "
             "or multipart/form-data",
         )
     if not values:
-        raise Rejected(400, "no 'order' field in the form")
+        raise BadPost("no 'order' field in the form")
     if len(values) > 1:
-        raise Rejected(400, "more than one 'order' field in the form")
+        raise BadPost("more than one 'order' field in the form")
     return values[0]

@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote_to_bytes
 
-from .verify import sign
+from .signature import sign
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ import logging
 import signal
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import uvicorn
 
 from .errors import ConfigError
-from .readside import datasette_app
+from .readside.app import datasette_app
 from .settings import Settings
 from .web import create_app
 
@@ -48,27 +48,28 @@ def bind(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
+class Addresses(NamedTuple):
+    host: str
+    port: int
+    datasette_host: str
+    datasette_port: int
+
+
 async def serve(
     settings: Settings,
-    host: str,
-    port: int,
-    datasette_host: str,
-    datasette_port: int,
+    at: Addresses,
     metadata: Path | None,
     datasette_password_hash: str | None = None,
 ) -> None:
-    receiver_sock = bind(host, port, "the receiver")
-    datasette_sock = bind(datasette_host, datasette_port, "Datasette")
+    receiver_sock = bind(at.host, at.port, "the receiver")
+    datasette_sock = bind(at.datasette_host, at.datasette_port, "Datasette")
     app = create_app(settings)
+    datasette = datasette_app(
+        settings.db_path, metadata, datasette_password_hash, settings.datasette_user
+    )
     servers = [
         _Server(uvicorn.Config(app, log_level="info", lifespan="on", access_log=False)),
-        _Server(
-            uvicorn.Config(
-                datasette_app(settings.db_path, metadata, datasette_password_hash),
-                log_level="warning",
-                lifespan="off",
-            )
-        ),
+        _Server(uvicorn.Config(datasette, log_level="warning", lifespan="off")),
     ]
     # Everything built so far (both apps, their modules) lives as long as the process:
     # out of the collector's way, a full collection pauses a page for ~7 ms, not ~30.
@@ -83,13 +84,7 @@ async def serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
-    log.info(
-        "receiver on http://%s:%d/orderdesk, Datasette on http://%s:%d/",
-        host,
-        port,
-        datasette_host,
-        datasette_port,
-    )
+    log.info("receiver on http://%s:%d/orderdesk, Datasette on http://%s:%d/", *at)
     try:
         await asyncio.gather(
             servers[0].serve(sockets=[receiver_sock]), servers[1].serve(sockets=[datasette_sock])

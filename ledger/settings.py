@@ -1,15 +1,135 @@
-"""Settings, read from the environment only when asked (never at import)."""
+"""Settings: every knob declared once, read from the environment only when asked.
+
+Each field says its environment variable, its command-line option and what it does
+(``field(metadata=...)``); ``from_env`` reads them, the CLI builds its options from
+them, and the README's configuration table is generated from them (``cog``). Fields
+without an environment variable are tunables: passed in by code and tests, not set by
+operators.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
+from .db import DEFAULT_BUSY_TIMEOUT_MS
 from .errors import ConfigError
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
+
+
+def setting(
+    default: Any, help: str, env: str | None = None, option: str | None = None, shown: str = ""
+) -> Any:
+    """A Settings field: its default, what it does, and where an operator sets it."""
+    meta = {"help": help, "env": env, "option": option, "shown": shown}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path = setting(Path("ledger.db"), "the ledger's SQLite file", "LEDGER_DB", "--db")
+    stores: Mapping[str, str] = setting(
+        dict,
+        "the Order Desk stores posts are accepted from, each with its API key;"
+        " with none configured the receiver refuses to start",
+        "ORDERDESK_STORE_ID, ORDERDESK_API_KEY or ORDERDESK_STORES=id1:key1,id2:key2",
+        shown="none",
+    )
+    key_file: Path | None = setting(
+        None,
+        "the chain key file (never inside the database)",
+        "LEDGER_KEY_FILE",
+        "--key-file",
+        shown="`<db>.key` beside the database",
+    )
+    max_body_bytes: int = setting(
+        DEFAULT_MAX_BODY, "largest post accepted (then 413)", "LEDGER_MAX_BODY_BYTES",
+        "--max-body-bytes", shown="5 MB",
+    )  # fmt: skip
+    body_timeout_s: float = setting(
+        25.0, "time to receive a post's body (then 408)", "LEDGER_BODY_TIMEOUT_S", shown="25 s"
+    )
+    busy_timeout_ms: int = setting(
+        DEFAULT_BUSY_TIMEOUT_MS,
+        "how long a write waits for a lock another process holds (a rebuild's swap, an"
+        " open `sqlite3` write), then a post gets 503 + Retry-After and a command fails",
+        "LEDGER_BUSY_TIMEOUT_MS",
+        shown="20,000 ms",
+    )
+    batch_max: int = setting(256, "most posts one commit holds", "LEDGER_BATCH_MAX")
+    datasette_user: str = setting(
+        "ledger", "the user Datasette's login knows", "LEDGER_DATASETTE_USER"
+    )
+    datasette_password_hash: str | None = setting(
+        None,
+        "put Datasette behind a login: a `datasette hash-password` hash",
+        "LEDGER_DATASETTE_PASSWORD_HASH",
+        shown="none: no login",
+    )
+    # Tunables (no environment variable).
+    close_every: int = setting(5_000, "close the inventory movements every this many events")
+    wal_limit_bytes: int = setting(
+        64 * 1024 * 1024, "past this much WAL the writer finishes a checkpoint itself"
+    )
+    checkpoint_every_s: float = setting(0.2, "how often the writer's checkpointer runs")
+    rebuild_beyond: int = setting(
+        10_000, "at start, rebuild rather than catch up past this many unprojected events"
+    )
+    parallel_from: int = setting(50_000, "a rebuild folds in worker processes from this size")
+    orders_per_task: int = setting(2_000, "orders a rebuild worker folds per task")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        found: dict[str, Any] = {"stores": stores_from_env(env)}
+        for f in declared():
+            name = f.metadata["env"]
+            if f.name != "stores" and name and env.get(name, "").strip():
+                found[f.name] = _parse(f, name, env[name])
+        return cls(**found)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def chain_key_path(self) -> Path:
+        return self.key_file or self.db_path.with_name(self.db_path.name + ".key")
+
+    def require_stores(self) -> None:
+        """Fail closed: without a key there is no way to tell a real post from a forged one."""
+        if not self.stores:
+            raise ConfigError(
+                "no Order Desk store is configured: set ORDERDESK_STORE_ID and "
+                "ORDERDESK_API_KEY (or ORDERDESK_STORES=id:key,...); "
+                "the ledger never accepts unverified posts"
+            )
+
+
+def declared() -> Iterator[Field[Any]]:
+    yield from fields(Settings)
+
+
+PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "Path": Path,
+    "Path | None": Path,
+    "int": int,
+    "float": float,
+    "str": str,
+    "str | None": str,
+}
+
+
+def _parse(f: Field[Any], env: str, value: str) -> Any:
+    try:
+        return PARSERS[str(f.type)](value.strip())
+    except ValueError:
+        raise ConfigError(f"{env} is not a {f.type}: {value!r}") from None
 
 
 def parse_stores(spec: str) -> dict[str, str]:
@@ -28,59 +148,12 @@ def parse_stores(spec: str) -> dict[str, str]:
     return stores
 
 
-# How long a write (a batch of posts, a folder naming, a rebuild's swap) waits for a lock
-# another process holds; posts then get a 503, commands fail with 'database is locked'.
-# A rebuild's swap holds it ~10.5 s at 1M events on the 2-core machine (11-14 s before it
-# copied index b-trees whole); Order Desk gives up on an answer after 30 s, and every 503
-# spends one of its five retries.
-DEFAULT_BUSY_TIMEOUT_MS = 20_000
-
-
-@dataclass(frozen=True)
-class Settings:
-    db_path: Path = Path("ledger.db")
-    stores: Mapping[str, str] = field(default_factory=dict)
-    key_file: Path | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY
-    body_timeout_s: float = 25.0
-    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
-    batch_max: int = 256
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        stores = parse_stores(env.get("ORDERDESK_STORES", ""))
-        single_id = env.get("ORDERDESK_STORE_ID", "").strip()
-        single_key = env.get("ORDERDESK_API_KEY", "")
-        if single_id and single_key:
-            stores[single_id] = single_key
-        elif single_id or single_key:
-            raise ConfigError("set both ORDERDESK_STORE_ID and ORDERDESK_API_KEY, or neither")
-        key_file = env.get("LEDGER_KEY_FILE")
-        try:
-            return cls(
-                db_path=Path(env.get("LEDGER_DB", "ledger.db")),
-                stores=stores,
-                key_file=Path(key_file) if key_file else None,
-                max_body_bytes=int(env.get("LEDGER_MAX_BODY_BYTES", DEFAULT_MAX_BODY)),
-                body_timeout_s=float(env.get("LEDGER_BODY_TIMEOUT_S", 25.0)),
-                busy_timeout_ms=int(env.get("LEDGER_BUSY_TIMEOUT_MS", DEFAULT_BUSY_TIMEOUT_MS)),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"a LEDGER_ number setting is not a number: {exc}") from None
-
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
-    @property
-    def chain_key_path(self) -> Path:
-        return self.key_file or self.db_path.with_name(self.db_path.name + ".key")
-
-    def require_stores(self) -> None:
-        """Fail closed: without a key there is no way to tell a real post from a forged one."""
-        if not self.stores:
-            raise ConfigError(
-                "no Order Desk store is configured: set ORDERDESK_STORE_ID and "
-                "ORDERDESK_API_KEY (or ORDERDESK_STORES=id:key,...); "
-                "the ledger never accepts unverified posts"
-            )
+def stores_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    stores = parse_stores(env.get("ORDERDESK_STORES", ""))
+    single_id = env.get("ORDERDESK_STORE_ID", "").strip()
+    single_key = env.get("ORDERDESK_API_KEY", "")
+    if single_id and single_key:
+        stores[single_id] = single_key
+    elif single_id or single_key:
+        raise ConfigError("set both ORDERDESK_STORE_ID and ORDERDESK_API_KEY, or neither")
+    return stores

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import logging
 import sqlite3
-from dataclasses import replace
 from typing import Annotated, Any
 
 from litestar import Litestar, MediaType, Request, Response, get, post, route
@@ -15,13 +14,15 @@ from litestar.exceptions import ClientException, InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import HeaderParameter
 
-from . import store
-from .errors import Rejected, StorageUnavailable
+from .db import connection
+from .errors import BadPost, Rejected, StorageUnavailable, TooLarge, TooSlow, WrongMethod
 from .form import extract_order
-from .schema import connect
+from .jobs import AppendSnapshot, RecordRejection
+from .log import Delivery, Verdict, last_seq, utcnow
+from .post import check_post
+from .projections.positions import position
 from .settings import Settings
 from .startup import open_ledger
-from .verify import verify_post
 from .writer import Writer
 
 log = logging.getLogger("ledger.web")
@@ -34,9 +35,9 @@ def _text(status: int, line: str, headers: dict[str, str] | None = None) -> Resp
     return Response(line + "\n", status_code=status, media_type=MediaType.TEXT, headers=headers)
 
 
-def _delivery(request: Request[Any, Any, Any], store_id: str | None) -> store.Delivery:
-    return store.Delivery(
-        received_at=store.utcnow(),
+def _delivery(request: Request[Any, Any, Any], store_id: str | None) -> Delivery:
+    return Delivery(
+        received_at=utcnow(),
         remote_addr=request.client.host if request.client else None,
         method=request.method,
         content_type=request.headers.get("content-type"),
@@ -52,21 +53,19 @@ async def _read_body(request: Request[Any, Any, Any], timeout_s: float) -> bytes
             async for chunk in request.stream():
                 chunks.append(chunk)
     except RequestEntityTooLarge:
-        raise Rejected(413, "body is larger than the configured limit") from None
+        raise TooLarge("body is larger than the configured limit") from None
     except TimeoutError:
-        raise Rejected(408, f"body not received within {timeout_s:g} s") from None
+        raise TooSlow(f"body not received within {timeout_s:g} s") from None
     except ClientException as exc:
-        raise Rejected(400, f"bad request: {exc.detail}") from None
+        raise BadPost(f"bad request: {exc.detail}") from None
     except InternalServerException:
-        raise Rejected(400, "body ended before its announced length") from None
+        raise BadPost("body ended before its announced length") from None
     return b"".join(chunks)
 
 
-async def _record_rejection(
-    writer: Writer, d: store.Delivery, exc: Rejected, sha: str | None
-) -> None:
+async def _record_rejection(writer: Writer, d: Delivery, exc: Rejected, sha: str | None) -> None:
     try:
-        await writer.run(store.RecordRejection(d, exc.status, exc.reason, sha))
+        await writer.run(RecordRejection(d, exc.status, exc.reason, sha))
     except StorageUnavailable:
         log.error("rejected delivery could not be recorded (%s)", exc.reason)
 
@@ -84,17 +83,17 @@ async def receive_order(
     order = None
     try:
         body = await _read_body(request, settings.body_timeout_s)
-        delivery = replace(delivery, body_bytes=len(body))
+        delivery = delivery._replace(body_bytes=len(body))
         order = extract_order(body, delivery.content_type)
-        snapshot = verify_post(order, store_id, signature, settings.stores)
+        snapshot = check_post(order, store_id, signature, settings.stores)
     except Rejected as exc:
         sha = hashlib.sha256(order).hexdigest() if order is not None else None
         await _record_rejection(writer, delivery, exc, sha)
         raise
-    outcome: store.Outcome = await writer.run(store.AppendSnapshot(delivery, snapshot))
-    if outcome.outcome == "duplicate":
-        return _text(200, f"duplicate of seq {outcome.seq}")
-    return _text(200, f"appended as seq {outcome.seq}")
+    verdict: Verdict = await writer.run(AppendSnapshot(delivery, snapshot))
+    if verdict.outcome == "duplicate":
+        return _text(200, f"duplicate of seq {verdict.seq}")
+    return _text(200, f"appended as seq {verdict.seq}")
 
 
 @route(
@@ -106,7 +105,7 @@ async def receive_order(
 async def wrong_method(
     request: Request[Any, Any, Any], state: State, store_id: StoreHeader = None
 ) -> Response[str]:
-    exc = Rejected(405, f"{request.method} is not allowed: Order Desk posts with POST")
+    exc = WrongMethod(f"{request.method} is not allowed: Order Desk posts with POST")
     await _record_rejection(state.writer, _delivery(request, store_id), exc, None)
     return _text(405, exc.reason, {"Allow": "POST"})
 
@@ -115,12 +114,8 @@ async def wrong_method(
 def healthz(state: State) -> Response[dict[str, Any]]:
     settings: Settings = state.settings
     try:
-        conn = connect(str(settings.db_path), readonly=True, busy_timeout_ms=2000)
-        try:
-            last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-            projected = store.checkpoint(conn)
-        finally:
-            conn.close()
+        with connection(settings.db_path, readonly=True, busy_timeout_ms=2000) as conn:
+            last, projected = last_seq(conn), position(conn)
     except sqlite3.Error as exc:
         return Response({"status": "unavailable", "error": str(exc)}, status_code=503)
     return Response({"status": "ok", "last_seq": last, "projected_seq": projected})
@@ -141,9 +136,7 @@ def create_app(settings: Settings) -> Litestar:
 
     def start(app: Litestar) -> None:
         key = open_ledger(settings)
-        app.state.writer = Writer(
-            str(settings.db_path), key, settings.batch_max, settings.busy_timeout_ms
-        )
+        app.state.writer = Writer(settings, key)
         app.state.writer.start()
 
     def stop(app: Litestar) -> None:

@@ -1,0 +1,153 @@
+"""Every change to the shape of a ledger file after its first version, in order.
+
+Each step runs once per file, in the start-up transaction, and sqlite-utils' Migrations
+records it in ``_sqlite_migrations``. A step marked ``projections_only`` upgrades
+projections in place; when the projections are rebuilt from the log instead (a file too
+old for any in-place step), such steps are recorded without running, because the
+rebuilt tables already have the shape they lead to. The log is never rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .errors import NewerSchema
+from .projections.closing import close_movements
+from .projections.positions import position
+from .projections.tables import MOVEMENTS_CLOSED, ORDER_FACET_COUNTS, ORDER_FACETS, POSITIONS
+
+MIGRATIONS = Migrations("orderdesk-ledger")
+# Files written before named steps carry only PRAGMA user_version: version 2 had none of
+# the steps below, and each step after that added one.
+FIRST_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    projections_only: bool
+
+
+STEPS: list[Step] = []
+
+
+StepFn = Callable[[sqlite_utils.Database], None]
+
+
+def step(*, projections_only: bool) -> Callable[[StepFn], StepFn]:
+    def register(fn: StepFn) -> StepFn:
+        STEPS.append(Step(fn.__name__, projections_only))
+        return MIGRATIONS(name=fn.__name__)(fn)
+
+    return register
+
+
+@step(projections_only=True)
+def order_facets_counted(db: sqlite_utils.Database) -> None:
+    """order_facets, counted once from the orders; its triggers keep it from then on."""
+    db.execute(ORDER_FACET_COUNTS.create_sql())
+    for column in ORDER_FACETS:
+        db.execute(
+            f"INSERT INTO order_facets SELECT '{column}', {column}, count(*) FROM orders"
+            f" WHERE {column} IS NOT NULL GROUP BY {column}"
+        )
+
+
+@step(projections_only=True)
+def movements_closed(db: sqlite_utils.Database) -> None:
+    """movements_closed, with every projected movement closed."""
+    checkpoints_renamed_positions(db)  # closing reads and writes positions by that name
+    db.execute(MOVEMENTS_CLOSED.create_sql())
+    close_movements(db.conn, position(db.conn))
+
+
+@step(projections_only=True)
+def checkpoints_renamed_positions(db: sqlite_utils.Database) -> None:
+    """'checkpoint' meant two things (a projection's place in the log, a WAL checkpoint);
+    the projections' table is ``positions`` now."""
+    if db["checkpoints"].exists():
+        db.rename_table("checkpoints", POSITIONS.name)
+
+
+# Indexes an older version created and this one does not: each still costs every write.
+RETIRED_INDEXES = (
+    "read_inventory_movements_code",
+    "read_deliveries_sha",
+    # orders_state (state, order_updated_at) counts the state facet 22 ms against 15; the
+    # orders page did not get measurably faster, and every order paid one more index
+    "read_orders_state",
+    # order_items (store_id, code): no page filters lines by store and SKU together (a
+    # SKU's orders are in its history, by the movements index), and on a big file every
+    # new line cost one more scattered page (docs/performance-log.md, 2026-11)
+    "order_items_code",
+)
+
+
+@step(projections_only=True)
+def retired_indexes_dropped(db: sqlite_utils.Database) -> None:
+    for name in RETIRED_INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+SCHEMA_VERSION = FIRST_VERSION + len(STEPS)
+
+
+def _record(db: sqlite_utils.Database, name: str) -> None:
+    db.table(MIGRATIONS.migrations_table).insert(
+        {"migration_set": MIGRATIONS.name, "name": name, "applied_at": str(datetime.now(UTC))}
+    )
+
+
+def file_version(db: sqlite_utils.Database) -> int:
+    """The file's shape version; a file of a newer ledger is refused."""
+    version = int(db.execute("PRAGMA main.user_version").fetchone()[0])
+    applied = {m.name for m in MIGRATIONS.applied(db)}
+    if version > SCHEMA_VERSION or applied - {s.name for s in STEPS}:
+        raise NewerSchema(
+            f"the file is of schema version {max(version, len(applied) + FIRST_VERSION)};"
+            f" this ledger knows up to {SCHEMA_VERSION}: upgrade orderdesk-ledger"
+        )
+    return version
+
+
+def _adopt(db: sqlite_utils.Database) -> None:
+    """A file from before named steps: record the steps its user_version says it had."""
+    if db[MIGRATIONS.migrations_table].exists():
+        return
+    MIGRATIONS.ensure_migrations_table(db)
+    had = max(0, file_version(db) - FIRST_VERSION)
+    for done in STEPS[:had]:
+        _record(db, done.name)
+
+
+def pending(db: sqlite_utils.Database) -> list[Step]:
+    """The steps this file has not had yet."""
+    if not db[MIGRATIONS.migrations_table].exists():
+        return STEPS[max(0, file_version(db) - FIRST_VERSION) :]
+    file_version(db)
+    names = {m.name for m in MIGRATIONS.pending(db)}
+    return [s for s in STEPS if s.name in names]
+
+
+def upgrade(db: sqlite_utils.Database, *, rebuilding: bool) -> None:
+    """Run every pending step (inside the caller's transaction); with ``rebuilding`` the
+    projection-only ones are recorded without running."""
+    _adopt(db)
+    by_name = {m.name: m for m in MIGRATIONS.pending(db)}
+    for s in STEPS:
+        if s.name in by_name:
+            if not (rebuilding and s.projections_only):
+                by_name[s.name].fn(db)
+            _record(db, s.name)
+
+
+def mark_all(db: sqlite_utils.Database) -> None:
+    """A new file has the current shape: every step is recorded as had."""
+    MIGRATIONS.ensure_migrations_table(db)
+    for s in STEPS:
+        _record(db, s.name)

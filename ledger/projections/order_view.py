@@ -1,0 +1,262 @@
+"""From one order snapshot to what it says of the order, typed. Pure functions only.
+
+Order Desk payloads drift across eras: fields go missing, numbers arrive as
+strings, empty maps arrive as ``[]``. Nothing here raises on a payload; what it
+cannot use becomes an *issue* string that is recorded beside the event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+from .. import payload
+from .tables import Item, OrderFields, Shipment
+
+LIMIT = Decimal(10) ** 15  # beyond any order; keeps cents inside SQLite's 64-bit integers
+SMALL = 10**15
+SQL_INTEGER = 2**63  # SQLite's INTEGER is signed 64-bit
+
+
+@dataclass
+class Issues:
+    found: list[str] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        if text not in self.found:
+            self.found.append(text)
+
+
+NO_ADDRESS = payload.Address()
+
+
+def as_address(value: Any) -> payload.Address:
+    # Order Desk serialises an empty map as [].
+    return value if isinstance(value, payload.Address) else NO_ADDRESS
+
+
+def as_list(value: Any, name: str, issues: Issues) -> list[Any]:
+    if value is None or value == {} or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    issues.add(f"{name} is not a list")
+    return []
+
+
+def text(value: Any) -> str | None:
+    if type(value) is str:  # the common case first: this runs ~30 times per snapshot
+        return value
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
+    kind = type(value)
+    number: Decimal | None = None
+    if kind is Decimal or kind is int:
+        number = Decimal(value)
+    elif kind is str:
+        if value == "":
+            return None
+        with contextlib.suppress(InvalidOperation):
+            number = Decimal(value.strip())
+    elif value is None or kind is bool:
+        return None
+    if number is None or not number.is_finite():
+        issues.add(f"{name} {str(value)[:40]!r} is not a number")
+        return None
+    if abs(number) >= LIMIT:
+        issues.add(f"{name} {str(value)[:40]} is out of range")
+        return None
+    return number
+
+
+def cents(value: Any, name: str, issues: Issues) -> int | None:
+    kind = type(value)
+    if kind is int and -SMALL < value < SMALL:
+        return int(value) * 100
+    if kind is Decimal and value.is_finite() and -LIMIT < value < LIMIT:
+        scaled: Decimal = value.scaleb(2)
+        if scaled == scaled.to_integral_value():  # the usual case: whole cents
+            return int(scaled)
+    number = decimal(value, name, issues)
+    if number is None:
+        return None
+    scaled = number.scaleb(2)
+    whole_cents = scaled.to_integral_value()
+    if scaled != whole_cents:
+        issues.add(f"{name} {value} has fractions of a cent (rounded half-even)")
+    return int(whole_cents)
+
+
+def whole(value: Any, name: str, issues: Issues) -> int | None:
+    if type(value) is int and -SMALL < value < SMALL:
+        return value
+    number = decimal(value, name, issues)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        issues.add(f"{name} {value} is not a whole number (truncated)")
+    return int(number)
+
+
+def person_name(address: payload.Address) -> str | None:
+    parts = [text(address.first_name) or "", text(address.last_name) or ""]
+    name = " ".join(p for p in parts if p).strip()
+    return name or None
+
+
+class OrderView(NamedTuple):
+    """What one snapshot says about its order, typed."""
+
+    fields: OrderFields
+    folder_id: int | None
+    items: tuple[Item, ...]
+    shipments: tuple[Shipment, ...]
+    issues: tuple[str, ...]
+
+
+# What json.dumps(..., ensure_ascii=False, sort_keys=True, default=str) builds on every
+# call, built once.
+VARIATION = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _item(line: int, raw: Any, issues: Issues) -> Item | None:
+    if not isinstance(raw, payload.Line):
+        issues.add(f"order_items[{line}] is not an object")
+        return None
+    where = f"order_items[{line}]"
+    quantity = whole(raw.quantity, f"{where}.quantity", issues)
+    variation = raw.variation_list
+    return Item(
+        line=line,
+        item_id=text(raw.id),
+        code=text(raw.code) or "",
+        name=text(raw.name),
+        quantity=quantity if quantity is not None else 0,
+        price_cents=cents(raw.price, f"{where}.price", issues),
+        weight=text(raw.weight),
+        category_code=text(raw.category_code),
+        variation=VARIATION.encode(variation)
+        if isinstance(variation, dict) and variation
+        else None,
+    )
+
+
+def _shipment(line: int, raw: Any, issues: Issues) -> Shipment | None:
+    if not isinstance(raw, payload.Shipment):
+        issues.add(f"order_shipments[{line}] is not an object")
+        return None
+    return Shipment(
+        line=line,
+        shipment_id=text(raw.id),
+        tracking_number=text(raw.tracking_number),
+        carrier_code=text(raw.carrier_code),
+        shipment_method=text(raw.shipment_method),
+        date_shipped=text(raw.date_shipped),
+        cost_cents=cents(raw.cost, f"order_shipments[{line}].cost", issues),
+        weight=text(raw.weight),
+        tracking_url=text(raw.tracking_url),
+    )
+
+
+def view_order(order: payload.Order) -> OrderView:
+    issues = Issues()
+    customer, shipping = as_address(order.customer), as_address(order.shipping)
+    raw_items = as_list(order.order_items, "order_items", issues)
+    raw_shipments = as_list(order.order_shipments, "order_shipments", issues)
+    items = tuple(i for n, r in enumerate(raw_items) if (i := _item(n, r, issues)))
+    shipments = tuple(s for n, r in enumerate(raw_shipments) if (s := _shipment(n, r, issues)))
+    folder_id = whole(order.folder_id, "folder_id", issues)
+    money = Money(
+        product=cents(order.product_total, "product_total", issues),
+        shipping=cents(order.shipping_total, "shipping_total", issues),
+        handling=cents(order.handling_total, "handling_total", issues),
+        tax=cents(order.tax_total, "tax_total", issues),
+        discount=cents(order.discount_total, "discount_total", issues),
+        order=cents(order.order_total, "order_total", issues),
+    )
+    items_cents, unpriced = items_total(items, issues)
+    fields = OrderFields(
+        date_added=text(order.date_added),
+        source_name=text(order.source_name),
+        source_id=text(order.source_id),
+        email=text(order.email),
+        customer_name=person_name(customer),
+        customer_city=text(customer.city),
+        customer_country=text(customer.country),
+        shipping_name=person_name(shipping),
+        shipping_city=text(shipping.city),
+        shipping_state=text(shipping.state),
+        shipping_country=text(shipping.country),
+        shipping_method=text(order.shipping_method),
+        payment_type=text(order.payment_type),
+        payment_status=text(order.payment_status),
+        product_total_cents=money.product,
+        shipping_total_cents=money.shipping,
+        handling_total_cents=money.handling,
+        tax_total_cents=money.tax,
+        discount_total_cents=money.discount,
+        order_total_cents=money.order,
+        refund_total_cents=cents(order.refund_total, "refund_total", issues),
+        processor_balance_cents=cents(order.processor_balance, "processor_balance", issues),
+        items_total_cents=items_cents,
+        totals_problem=totals_problem(money, items_cents, unpriced),
+        quantity_total=whole(order.quantity_total, "quantity_total", issues),
+        weight_total=text(order.weight_total),
+        items_count=len(items),
+    )
+    return OrderView(fields, folder_id, items, shipments, tuple(issues.found))
+
+
+class Money(NamedTuple):
+    """The amounts whose sums are checked against each other, in cents."""
+
+    product: int | None
+    shipping: int | None
+    handling: int | None
+    tax: int | None
+    discount: int | None
+    order: int | None
+
+
+def items_total(items: Iterable[Item], issues: Issues) -> tuple[int | None, int]:
+    """Sum of quantity x price over the priced lines, and how many lines have no price."""
+    total = sum(i.quantity * i.price_cents for i in items if i.price_cents is not None)
+    unpriced = sum(i.price_cents is None for i in items)
+    if abs(total) >= SQL_INTEGER:
+        issues.add(f"items total {total} cents is out of range")
+        return None, unpriced
+    return total, unpriced
+
+
+def totals_problem(money: Money, items: int | None, unpriced: int) -> str | None:
+    """Why the order's totals do not add up, or None when they do.
+
+    Kept with the order (and indexed where not None) so that the reconciliation view
+    reads the few problem orders instead of summing every line of every order.
+    """
+    added = (money.product, money.shipping, money.handling, money.tax)
+    computed = sum(m or 0 for m in added) - (money.discount or 0)
+    found = []
+    if money.product is None:
+        found.append("product_total missing")
+    if money.order is None:
+        found.append("order_total missing")
+    if unpriced:
+        found.append(f"{unpriced} line(s) without a price")
+    if items is None:
+        found.append("items total out of range")
+    elif items != (money.product or 0):
+        found.append("items x price != product_total")
+    if computed != (money.order or 0):
+        found.append("product + shipping + handling + tax - discount != order_total")
+    return "; ".join(found) or None

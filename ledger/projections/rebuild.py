@@ -1,0 +1,224 @@
+"""Replay the whole log through the live fold into a scratch file, then either swap the
+result in atomically or report how it differs.
+
+Events are replayed order by order (the index on order id, store, seq gives them in that
+order without sorting), through the same fold and row builders as live appends
+(``replay.py``), into a ``BulkSink``; past ``parallel_from`` events ranges of orders are
+folded in one worker process per CPU. Movements are staged and then inserted in seq
+order, so the triggers that keep ``inventory`` see them exactly as they saw them live.
+Every index is built in the scratch file, outside the live file's lock, and the swap
+copies tables and index b-trees whole.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..db import connect, immediate, read_snapshot
+from ..events import FOLDER_NAMED
+from ..log import iter_events, last_seq
+from ..readside.sql_views import create_read_indexes, ensure_views
+from ..settings import Settings
+from . import catch_up
+from .closing import close_movements
+from .positions import position, set_position
+from .replay import STAGED, FolderNames, default_workers, order_ranges, replayer
+from .sink import (
+    UPSERT_FOLDER,
+    BulkSink,
+)
+from .tables import (
+    CLOSED,
+    INVENTORY_MOVEMENTS,
+    PROJECTED,
+    PROJECTION_TABLES,
+    create_projection_tables,
+    drop_projections,
+)
+
+Progress = Callable[[int], None]
+FLUSH_ROWS = 50_000
+MOVEMENTS = INVENTORY_MOVEMENTS.name
+COPY = "INSERT INTO main.{table} SELECT * FROM scratch.{table}"  # the swap's, whole records
+
+
+@dataclass(frozen=True)
+class Difference:
+    table: str
+    only_live: int
+    only_rebuilt: int
+    examples: list[tuple[str, tuple[object, ...]]]
+
+
+@contextmanager
+def _scratch_file(beside: Path) -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(
+        prefix=f".{beside.name}.rebuild-", suffix=".db", dir=beside.parent or "."
+    )
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(name + suffix).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """What to project into the scratch file: events 1..until, the movements up to
+    ``close_through`` closed, and every index the live tables have if ``indexes``."""
+
+    path: Path
+    until: int
+    close_through: int
+    indexes: bool = False
+
+
+def _project_into(
+    scratch: Scratch,
+    live: sqlite3.Connection,
+    settings: Settings,
+    progress: Progress | None,
+    workers: int,
+) -> None:
+    from .triggers import create_projection_triggers
+
+    out = sqlite3.connect(scratch.path, isolation_level=None)
+    try:
+        out.execute("PRAGMA journal_mode = OFF")  # a scratch file: on any failure it is discarded
+        out.execute("PRAGMA synchronous = OFF")
+        # Only the tables and their primary keys: nothing here reads by another index.
+        create_projection_tables(out, indexes=False)
+        create_projection_triggers(out, guards=False)  # the live file gets them at the swap
+        out.execute(f"CREATE TEMP TABLE staged_movements AS SELECT * FROM {MOVEMENTS} LIMIT 0")
+        folder_events = list(iter_events(live, until=scratch.until, kind=FOLDER_NAMED))
+        folders = FolderNames(folder_events)
+        sink = BulkSink()
+        with immediate(out):
+            sink.add(UPSERT_FOLDER, folders.rows())
+            done = len(folders.events)
+            ranges = order_ranges(live, scratch.until, settings.orders_per_task)
+            with replayer(str(settings.db_path), scratch.until, folder_events, workers) as replay:
+                for by_sql, count in replay(ranges):
+                    for sql, found in by_sql.items():
+                        sink.add(sql, found)
+                    done += count
+                    if sink.count >= FLUSH_ROWS:
+                        sink.write(out)
+                        if progress:
+                            progress(done)
+                            done = 0
+            sink.write(out)
+            out.execute(
+                f"INSERT INTO {MOVEMENTS} SELECT * FROM {STAGED}"
+                " ORDER BY seq, store_id, order_id, code"
+            )
+            if scratch.until:
+                set_position(out, PROJECTED, scratch.until)
+            close_movements(out, scratch.close_through)
+            if (
+                scratch.indexes
+            ):  # built here, outside the live file's lock; the swap copies them whole
+                create_projection_tables(out)
+                create_read_indexes(out, [t.name for t in PROJECTION_TABLES])
+        if progress:
+            progress(done)
+    finally:
+        out.close()
+
+
+def _columns(conn: sqlite3.Connection, schema: str, table: str) -> str:
+    names = [row[1] for row in conn.execute(f"PRAGMA {schema}.table_info({table})")]
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _compare(conn: sqlite3.Connection) -> list[Difference]:
+    found = []
+    for table in (t.name for t in PROJECTION_TABLES):
+        cols = _columns(conn, "scratch", table)
+        live_only = f"SELECT {cols} FROM main.{table} EXCEPT SELECT {cols} FROM scratch.{table}"
+        rebuilt_only = f"SELECT {cols} FROM scratch.{table} EXCEPT SELECT {cols} FROM main.{table}"
+        a = conn.execute(f"SELECT count(*) FROM ({live_only})").fetchone()[0]
+        b = conn.execute(f"SELECT count(*) FROM ({rebuilt_only})").fetchone()[0]
+        if a or b:
+            examples = [("live", tuple(r)) for r in conn.execute(f"{live_only} LIMIT 3")]
+            examples += [("rebuilt", tuple(r)) for r in conn.execute(f"{rebuilt_only} LIMIT 3")]
+            found.append(Difference(table, a, b, examples))
+    return found
+
+
+def event_count(db_path: Path) -> int:
+    conn = connect(db_path, readonly=True)
+    try:
+        return last_seq(conn)
+    finally:
+        conn.close()
+
+
+def check(
+    settings: Settings, progress: Progress | None = None, workers: int | None = None
+) -> list[Difference]:
+    """Rebuild into a scratch file and compare with the live tables; change nothing."""
+    from ..schema import require_current
+
+    with _scratch_file(settings.db_path) as path:
+        live = connect(settings.db_path, readonly=True, busy_timeout_ms=settings.busy_timeout_ms)
+        try:
+            live.execute("ATTACH ? AS scratch", (str(path),))
+            with read_snapshot(live):  # one snapshot of the log and the live tables
+                require_current(live)
+                until = position(live, PROJECTED)
+                workers = default_workers(until, settings) if workers is None else workers
+                closed = position(live, CLOSED)  # closed as live, to compare
+                _project_into(Scratch(path, until, closed), live, settings, progress, workers)
+                return _compare(live)
+        finally:
+            live.close()
+
+
+def rebuild(
+    settings: Settings, progress: Progress | None = None, workers: int | None = None
+) -> int:
+    """Recompute every projection from the log; swap them in in one transaction."""
+    from ..schema import refuse_newer
+
+    with _scratch_file(settings.db_path) as path:
+        conn = connect(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
+        try:
+            conn.execute("ATTACH ? AS scratch", (str(path),))
+            with read_snapshot(conn):
+                refuse_newer(conn)  # a newer file's projections are not ours to replace
+                until = last_seq(conn)
+                workers = default_workers(until, settings) if workers is None else workers
+                scratch = Scratch(path, until, close_through=until, indexes=True)
+                _project_into(scratch, conn, settings, progress, workers)
+            with immediate(conn):
+                _swap(conn)
+                catch_up(conn)  # events appended while the scratch copy was built
+            return position(conn)
+        finally:
+            conn.close()
+
+
+def _swap(conn: sqlite3.Connection) -> None:
+    """New tables, whatever shape the old ones had, with the scratch file's indexes.
+
+    Into empty tables of the same shape and indexes, INSERT ... SELECT * copies the rows
+    and every index b-tree as they are (SQLite's transfer optimisation), without sorting;
+    the triggers come after the copy, because inventory and daily totals arrive whole.
+    """
+    from .triggers import create_projection_triggers
+
+    drop_projections(conn)
+    create_projection_tables(conn)
+    create_read_indexes(conn, [t.name for t in PROJECTION_TABLES])
+    for table in PROJECTION_TABLES:
+        conn.execute(COPY.format(table=table.name))
+    create_projection_triggers(conn)
+    ensure_views(conn)

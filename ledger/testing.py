@@ -1,0 +1,242 @@
+"""What tests, the benchmark and the docs' generators share: one builder of Order Desk
+orders, signed posts as Order Desk sends them, and ``ledger serve`` as a real process.
+
+Not used by the product itself; it ships with it so that ``bench/`` and ``docs/`` run
+from an installed package too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .post import Snapshot, check_post
+from .send import multipart, signed_headers, urlencoded
+from .signature import sign
+
+STORE_ID = "70412"
+API_KEY = "test-api-key"
+NEW, PREPARED, CLOSED, CANCELED = 48201, 48202, 48203, 48204
+FOLDERS = {NEW: "New", PREPARED: "Prepared", CLOSED: "Closed", CANCELED: "Canceled"}
+Line = tuple[str, int, int]  # (SKU, unit price in cents, quantity)
+
+
+def money(cents: int) -> float:
+    """An amount as Order Desk sends it: a JSON number of the currency unit."""
+    return round(cents / 100, 2)
+
+
+def item(code: str, price_cents: int, quantity: int = 1, **fields: Any) -> dict[str, Any]:
+    return {"id": f"{code}-line", "name": code, "code": code, "price": money(price_cents),
+            "quantity": quantity} | fields  # fmt: skip
+
+
+def shipment(tracking: str, date_shipped: str = "2025-03-17", **fields: Any) -> dict[str, Any]:
+    return {"tracking_number": tracking, "carrier_code": "USPS", "shipment_method": "Priority Mail",
+            "date_shipped": date_shipped, "cost": "8.40"} | fields  # fmt: skip
+
+
+def address(first: str = "Ada", last: str = "Buyer", **fields: Any) -> dict[str, Any]:
+    return {"first_name": first, "last_name": last, "city": "Columbus", "state": "OH",
+            "country": "US"} | fields  # fmt: skip
+
+
+def order(
+    order_id: str = "3910457",
+    *,
+    items: Sequence[Line | dict[str, Any]] = (("MUG-01", 2000, 2),),
+    added: str = "2025-03-14 09:12:00",
+    updated: str | None = None,
+    shipping_cents: int = 500,
+    tax_cents: int = 0,
+    discount_cents: int = 0,
+    total_cents: int | None = None,
+    folder_id: int = NEW,
+    shipments: Sequence[dict[str, Any]] = (),
+    **fields: Any,
+) -> dict[str, Any]:
+    """An order object as Order Desk posts it, with totals that add up unless
+    ``total_cents`` says otherwise; ``fields`` replace or add top-level fields (``None``
+    removes one)."""
+    lines = [item(*line) if isinstance(line, tuple) else line for line in items]
+    product = sum(round(float(i["price"]) * 100) * int(i["quantity"]) for i in lines)
+    correct = product + shipping_cents + tax_cents - discount_cents
+    body: dict[str, Any] = {
+        "id": order_id,
+        "email": f"customer{order_id}@example.net",
+        "shipping_method": "USPS Priority Mail",
+        "quantity_total": sum(int(i["quantity"]) for i in lines),
+        "product_total": money(product),
+        "shipping_total": money(shipping_cents),
+        "handling_total": 0,
+        "tax_total": money(tax_cents),
+        "discount_total": money(discount_cents),
+        "order_total": money(correct if total_cents is None else total_cents),
+        "payment_type": "Visa",
+        "payment_status": "Captured",
+        "source_name": "Shopify",
+        "folder_id": folder_id,
+        "date_added": added,
+        "date_updated": updated or added,
+        "shipping": address(last=f"Buyer {order_id}"),
+        "customer": address(last=f"Buyer {order_id}"),
+        "order_items": lines,
+        "order_shipments": list(shipments),
+    }
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def encode(order_object: Mapping[str, Any]) -> bytes:
+    """The bytes of the ``order`` field as Order Desk's PHP ``json_encode`` writes them:
+    compact, raw UTF-8, slashes escaped."""
+    text = json.dumps(order_object, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("/", "\\/").encode("utf-8")
+
+
+def signed_form(
+    order_bytes: bytes,
+    *,
+    store_id: str = STORE_ID,
+    api_key: str = API_KEY,
+    as_multipart: bool = False,
+    legacy: bool = False,
+    headers: Mapping[str, str] | None = None,
+    drop: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Keyword arguments for an httpx (or Litestar TestClient) post of ``order_bytes``,
+    signed; ``headers`` replace or add headers, ``drop`` leaves some out."""
+    body, content_type = multipart(order_bytes) if as_multipart else urlencoded(order_bytes)
+    signed = signed_headers(order_bytes, store_id, api_key, legacy=legacy)
+    sent = signed | {"Content-Type": content_type} | dict(headers or {})
+    for name in drop:
+        del sent[name]
+    return {"content": body, "headers": sent}
+
+
+def snapshot(order_bytes: bytes, store_id: str = STORE_ID, api_key: str = API_KEY) -> Snapshot:
+    """``order_bytes`` signed and checked as the receiver does, ready for the writer."""
+    return check_post(order_bytes, store_id, sign(api_key, order_bytes), {store_id: api_key})
+
+
+# --- ledger serve as a process ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ledger_env(db: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without any ledger setting, then the test store's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERDESK_", "LEDGER_"))}
+    return env | {"LEDGER_DB": str(db), "ORDERDESK_STORE_ID": STORE_ID,
+                  "ORDERDESK_API_KEY": API_KEY} | extra  # fmt: skip
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Until ``url`` answers 200; an exited process or the timeout raise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(url, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the server did not answer {url} within {timeout:g} s")
+
+
+def wait_listening(port: int, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Until something accepts connections on 127.0.0.1:``port`` (a page may need a login)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> int:
+    """SIGTERM the process group, then SIGKILL what is left of it; the exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in the group
+    return proc.wait()
+
+
+@dataclass
+class Served:
+    """``ledger serve`` running on 127.0.0.1: the receiver at ``base``, Datasette beside."""
+
+    proc: subprocess.Popen[bytes]
+    base: str
+    datasette: str
+    log: Path
+
+    def stop(self) -> int:
+        return stop(self.proc)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    db: Path, *args: str, env: Mapping[str, str] | None = None, log: Path | None = None,
+    module: str = "ledger",
+) -> Served:  # fmt: skip
+    """``python -m ledger serve`` (or ``module``) on free ports, in its own process group,
+    its output in ``log``; returns once both servers answer."""
+    port, ds_port = free_port(), free_port()
+    log = log or db.with_name(f"{db.name}.serve-{port}.log")
+    command = [sys.executable, "-m", module, "serve", "--port", str(port),
+               "--datasette-port", str(ds_port), *args]  # fmt: skip
+    out: IO[bytes]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, env=dict(env or ledger_env(db)), stdout=out, stderr=subprocess.STDOUT,
+            cwd=db.parent, start_new_session=True,
+        )  # fmt: skip
+    served = Served(proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ds_port}", log)
+    try:
+        wait_healthy(f"{served.base}/healthz", proc)
+        wait_listening(ds_port, proc)
+    except Exception:
+        served.stop()
+        raise RuntimeError(f"ledger serve did not start: {served.output()[-2000:]}") from None
+    except BaseException:
+        served.stop()
+        raise
+    return served
+
+
+@contextlib.contextmanager
+def running_server(db: Path, *args: str, **options: Any) -> Iterator[Served]:
+    """A started ``ledger serve`` for the length of the block, always stopped."""
+    served = start_server(db, *args, **options)
+    try:
+        yield served
+    finally:
+        served.stop()

@@ -1,0 +1,126 @@
+"""`ledger serve` as a real process on 127.0.0.1: uvicorn, Datasette, signals, ports."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from ledger.testing import free_port, ledger_env, start_server
+from ledger.testing import signed_form as form
+from tests.helpers import (
+    RAW_POST_HEAD,
+    SAMPLES,
+    ledger,
+    post_order,
+    raw_request,
+    rows,
+    sample,
+    serving,
+)
+
+
+def test_64_concurrent_identical_posts_make_one_event(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    kwargs = form(sample("a-new-order"))
+    barrier = threading.Barrier(64)
+    statuses: list[int] = []
+
+    with serving(db) as base:
+
+        def post() -> None:
+            with httpx.Client(timeout=30) as http:
+                barrier.wait(timeout=30)
+                statuses.append(http.post(f"{base}/orderdesk", **kwargs).status_code)
+
+        threads = [threading.Thread(target=post) for _ in range(64)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+
+    assert statuses == [200] * 64
+    assert rows(db, "SELECT count(*) FROM events") == [(1,)]
+    assert rows(
+        db, "SELECT outcome, count(*) FROM deliveries GROUP BY outcome ORDER BY outcome"
+    ) == [
+        ("appended", 1),
+        ("duplicate", 63),
+    ]
+    assert rows(db, "SELECT count(DISTINCT seq) FROM deliveries") == [(1,)]
+
+
+def test_send_posts_the_samples_and_datasette_serves_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    env = ledger_env(db)
+    server = start_server(db)
+    base = server.base
+    try:
+        files = [str(p) for p in sorted(SAMPLES.glob("*.json"))]
+        sent = ledger("send", "--url", f"{base}/orderdesk", *files, env=env)
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.splitlines() == [
+            f"{f}: 200 appended as seq {n}" for n, f in enumerate(files, 1)
+        ]
+        legacy = ledger(
+            "send", "--url", f"{base}/orderdesk", "--legacy", "--multipart", files[2], env=env
+        )
+        assert legacy.stdout.strip() == f"{files[2]}: 200 duplicate of seq 3"
+
+        bad = ledger("send", "--url", f"{base}/orderdesk", "--api-key", "wrong", files[0], env=env)
+        assert bad.returncode == 1
+        assert bad.stdout.strip() == f"{files[0]}: 403 X-ORDER-DESK-HASH does not match the order"
+
+        orders = httpx.get(f"{server.datasette}/ledger/orders.json?_shape=array", timeout=10).json()
+        assert sorted(o["order_id"] for o in orders) == ["3910457", "3911802", "3912266"]
+    finally:
+        server.stop()
+
+
+def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "ledger.db")
+    assert post_order(server.base, sample("a-new-order")).status_code == 200
+    assert server.stop() == 0  # stop() sends SIGTERM
+    out = server.output()
+    assert "shutting down" in out
+    assert "Traceback" not in out
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = ledger("serve", "--port", str(port), "--datasette-port", str(free_port()),
+                        env=ledger_env(tmp_path / "l.db"), timeout=30)  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot listen for the receiver on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_start_without_a_key(tmp_path: Path) -> None:
+    env = ledger_env(tmp_path / "l.db")
+    del env["ORDERDESK_STORE_ID"], env["ORDERDESK_API_KEY"]
+    result = ledger("serve", "--port", str(free_port()), env=env, timeout=30)
+    assert result.returncode == 1
+    assert "no Order Desk store is configured" in result.stderr
+    assert not (tmp_path / "l.db").exists()
+
+
+def test_a_body_cut_short_is_recorded_as_rejected(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    with serving(db) as base:
+        cut_short = RAW_POST_HEAD + b"Content-Length: 1000\r\n\r\norder=%7B"
+        with contextlib.suppress(OSError):  # the answer, if any, is not the point
+            raw_request(base, cut_short, close_write=True, timeout=5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not rows(db, "SELECT 1 FROM deliveries"):
+            time.sleep(0.05)
+    assert rows(db, "SELECT outcome, http_status, reason FROM deliveries") == [
+        ("rejected", 400, "body ended before its announced length")
+    ]
+    assert rows(db, "SELECT count(*) FROM events") == [(0,)]

@@ -1,0 +1,67 @@
+"""What a snapshot says of its order, read from drifting payloads: pure, no SQLite."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from ledger import payload
+from ledger.projections.order_view import Issues, cents, view_order
+from ledger.testing import encode, item, order
+from tests.helpers import sample
+
+
+def view(body: bytes | dict[str, object]):  # type: ignore[no-untyped-def]
+    text = (body if isinstance(body, bytes) else encode(body)).decode()
+    return view_order(payload.parse_order(text))
+
+
+def test_a_sample_reads_as_the_order_it_is() -> None:
+    seen = view(sample("b-updated-shipped-closed"))
+    assert seen.folder_id == 48203 and seen.issues == ()
+    assert seen.fields.customer_name and seen.fields.order_total_cents
+    assert [i.code for i in seen.items] == ["TOTE-NAT-01", "PIN-SET-3"]
+    assert [s.tracking_number for s in seen.shipments] == ["9405511899223197428290"]
+
+
+def test_amounts_become_exact_cents_whether_numbers_or_strings() -> None:
+    seen = view(order(items=[item("A", 0, 1, price="19.99")], shipping_cents=0,
+                      order_total="19.99", product_total=19.99))  # fmt: skip
+    assert seen.items[0].price_cents == 1999
+    assert (seen.fields.product_total_cents, seen.fields.order_total_cents) == (1999, 1999)
+    assert seen.fields.totals_problem is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "issue"),
+    [
+        (Decimal("1.005"), 100, "has fractions of a cent (rounded half-even)"),
+        ("abc", None, "is not a number"),
+        (10**16, None, "is out of range"),
+        ("", None, None),
+        (None, None, None),
+    ],
+)
+def test_what_is_not_whole_cents_is_an_issue_not_an_error(
+    value: object, expected: int | None, issue: str | None
+) -> None:
+    issues = Issues()
+    assert cents(value, "x", issues) == expected
+    assert [i for i in issues.found if issue and issue in i] == ([issues.found[0]] if issue else [])
+
+
+def test_empty_maps_as_lists_and_lines_that_are_not_objects() -> None:
+    seen = view({"id": "1", "customer": [], "shipping": [], "order_items": ["x", {"code": "A"}]})
+    assert seen.fields.customer_name is None
+    assert [i.code for i in seen.items] == ["A"]
+    assert seen.issues == ("order_items[0] is not an object",)
+
+
+def test_totals_that_do_not_add_up_say_why() -> None:
+    seen = view(order(items=[("A", 1000, 2)], total_cents=1))
+    assert (
+        seen.fields.totals_problem
+        == "product + shipping + handling + tax - discount != order_total"
+    )
+    assert view({"id": "1"}).fields.totals_problem == "product_total missing; order_total missing"
