@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench bench-quick clean
+.PHONY: serve test lint docs bench bench-quick clean
+DOCS := README.md docs/schema.md docs/cli.md docs/development.md
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +17,13 @@ serve: $(STAMP)
 	$(BIN)/ledger serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check ledger tests bench
-	$(BIN)/ruff format --check ledger tests bench
-	$(BIN)/mypy ledger bench
+	$(BIN)/ruff check ledger tests bench docs
+	$(BIN)/ruff format --check ledger tests bench docs
+	$(BIN)/mypy ledger bench docs/reference.py
+	$(BIN)/cog --check -I docs $(DOCS)
+
+docs: $(STAMP)
+	$(BIN)/cog -r -I docs $(DOCS)
 
 test: lint
 	$(BIN)/pytest -q
