@@ -2,6 +2,7 @@
 
     BENCH_ABLATE=projection python -m bench.ablated serve ...   # log and deliveries only
     BENCH_ABLATE=fsync      python -m bench.ablated serve ...   # synchronous=NORMAL
+    BENCH_ABLATE=signing    python -m bench.ablated serve ...   # no signed heads
 
 Never a way to run the ledger: without projections the read side stays empty, and
 without the fsync a 200 is not durable. The ingest part runs these beside ``fresh``: if
@@ -18,7 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ledger import db, projections, writer
+from ledger import committer, db, jobs, projections
 from ledger.cli import cli
 from ledger.events import StoredEvent
 from ledger.projections.positions import set_position
@@ -43,12 +44,23 @@ def _without_projection() -> None:
 
 
 def _without_fsync() -> None:
-    setattr(writer, "connect", _connect_without_fsync)  # noqa: B010
+    setattr(committer, "connect", _connect_without_fsync)  # noqa: B010
+
+
+def _nothing(*args: Any) -> None:
+    pass
+
+
+def _without_signing() -> None:
+    # The batch neither checks the head against the last signed one nor signs a new one.
+    setattr(jobs, "check_follows", _nothing)  # noqa: B010
+    setattr(jobs, "append_head", _nothing)  # noqa: B010
 
 
 ABLATIONS: dict[str, Callable[[], None]] = {
     "projection": _without_projection,
     "fsync": _without_fsync,
+    "signing": _without_signing,
 }
 
 ABLATIONS[os.environ[ABLATE]]()

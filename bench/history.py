@@ -29,8 +29,10 @@ from itertools import islice
 from pathlib import Path
 
 from ledger.db import connection, immediate
-from ledger.jobs import AppendSnapshot, NameFolder
-from ledger.log import LOG_TABLES, LOG_TRIGGERS, Delivery, read_head
+from ledger.heads import HEAD_TABLES, HEAD_TRIGGERS, append_head
+from ledger.jobs import AppendSnapshot, NameFolder, run_alone
+from ledger.keys import load_signing
+from ledger.log import LOG_TABLES, LOG_TRIGGERS, Delivery
 from ledger.payload import order_identity
 from ledger.post import Snapshot
 from ledger.projections.closing import close_movements
@@ -44,6 +46,7 @@ from ledger.startup import open_ledger
 from .orders import API_KEY, FOLDERS, STORE_ID, OrderFactory, history_order
 
 GEN_VERSION = 1
+SIGN_EVERY = 8  # events per signed head: the writer's batches at c=16
 CACHE = Path(__file__).resolve().parent / ".cache"
 CHUNK = 2000
 
@@ -60,9 +63,11 @@ class History:
 def schema_digest() -> str:
     """The file's shape (its DDL, version and close interval), not the code around it: a
     refactoring keeps the cached history, a changed table or trigger regenerates."""
-    tables = [t.create_sql() + "".join(t.index_sql()) for t in (*LOG_TABLES, *PROJECTION_TABLES)]
+    declared = (*LOG_TABLES, *HEAD_TABLES, *PROJECTION_TABLES)
+    tables = [t.create_sql() + "".join(t.index_sql()) for t in declared]
     shape = (
-        f"{SCHEMA_VERSION}\n{tables}\n{LOG_TRIGGERS}\n{PROJECTION_TRIGGERS}"
+        f"{SCHEMA_VERSION}\n{tables}\n{LOG_TRIGGERS}{HEAD_TRIGGERS}\n{PROJECTION_TRIGGERS}"
+        f"\nsigned every {SIGN_EVERY}"
         f"\nclose every {Settings().close_every}"
     )
     return hashlib.sha256(shape.encode()).hexdigest()[:10]
@@ -103,18 +108,19 @@ def generate(
     progress: bool = True,
     seed: int = 1,
 ) -> int:
-    """Write the history to ``path`` (and its chain key beside it); returns the event count.
-    The orders are ``OrderFactory(seed)``'s: the same seed, the same payloads."""
+    """Write the history to ``path`` (and its signing key beside it); returns the event
+    count. The orders are ``OrderFactory(seed)``'s: the same seed, the same payloads.
+    Every ``SIGN_EVERY`` events a head is signed, as many heads as the writer's batches of
+    that size leave live."""
     settings = Settings(db_path=path, stores={STORE_ID: API_KEY})
-    key = open_ledger(settings)
+    open_ledger(settings)
     clock = datetime(2024, 1, 1, tzinfo=UTC)
     total = orders * 4
     started = time.perf_counter()
     with connection(path) as conn:
-        with immediate(conn):
-            head = read_head(conn)
-            for folder_id, name in FOLDERS.items():
-                NameFolder(STORE_ID, folder_id, name).run(conn, key, head)
+        signing = load_signing(conn, settings)
+        names = [NameFolder(STORE_ID, folder_id, name) for folder_id, name in FOLDERS.items()]
+        run_alone(conn, signing, *names)
         with multiprocessing.get_context("fork").Pool(1) as workers:
             payloads = (
                 p
@@ -123,14 +129,17 @@ def generate(
             )
             for done in range(batch, total + batch, batch):
                 with immediate(conn):
-                    head = read_head(conn)
-                    for payload in islice(payloads, batch):
+                    head = signing.read_head(conn)
+                    for n, payload in enumerate(islice(payloads, batch), start=1):
                         clock += timedelta(seconds=30)
                         at = clock.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                         delivery = Delivery(at, "127.0.0.1", "POST",
                                             "application/x-www-form-urlencoded",
                                             len(payload) * 3 // 2, STORE_ID)  # fmt: skip
-                        AppendSnapshot(delivery, _snapshot(payload)).run(conn, key, head)
+                        AppendSnapshot(delivery, _snapshot(payload)).run(conn, head)
+                        if n % SIGN_EVERY == 0:
+                            append_head(conn, signing, head)
+                    append_head(conn, signing, head)
                     # Closed as the writer closes them, but one interval behind, so the
                     # movements reconcile_inventory_drift recounts are as many as they
                     # ever get live.
@@ -146,7 +155,7 @@ def generate(
 def ensure_history(orders: int, block: int = 1000, seed: int = 1, cache: Path = CACHE) -> History:
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / cache_name(orders, block, seed)
-    key_path = path.with_name(path.name + ".key")
+    key_path = path.with_name(path.name + ".signing-key")
     if path.exists() and key_path.exists():
         with connection(path, readonly=True) as conn:
             events = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -157,7 +166,7 @@ def ensure_history(orders: int, block: int = 1000, seed: int = 1, cache: Path = 
     started = time.perf_counter()
     events = generate(tmp, orders, block, seed=seed)
     seconds = time.perf_counter() - started
-    tmp.with_name(tmp.name + ".key").replace(key_path)
+    tmp.with_name(tmp.name + ".signing-key").replace(key_path)
     tmp.replace(path)
     for leftover in tmp.parent.glob(tmp.name + "*"):
         leftover.unlink()
@@ -171,8 +180,8 @@ def working_copy(history: History, directory: Path, name: str = "ledger.db") -> 
     for leftover in directory.glob(name + "*"):
         leftover.unlink()
     shutil.copyfile(history.path, target)
-    shutil.copyfile(history.key_path, target.with_name(name + ".key"))
-    target.with_name(name + ".key").chmod(0o600)
+    shutil.copyfile(history.key_path, target.with_name(name + ".signing-key"))
+    target.with_name(name + ".signing-key").chmod(0o600)
     return target
 
 

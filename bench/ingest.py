@@ -16,10 +16,10 @@ from .load import run_load
 from .pool import Pool, build_pool
 from .procs import Server, baseline_server, ledger_server
 
-VARIANTS = ("baseline", "fresh", "dup30", "growth", "no-projection", "no-fsync")
+VARIANTS = ("baseline", "fresh", "dup30", "growth", "no-projection", "no-fsync", "no-signing")
 # Not the ledger: `fresh` with one cost taken out (bench/ablated.py), to show how close the
 # rest of the path comes to the ratio the target asks for.
-ABLATED = {"no-projection": "projection", "no-fsync": "fsync"}
+ABLATED = {"no-projection": "projection", "no-fsync": "fsync", "no-signing": "signing"}
 POOL_VERSION = 2
 
 
@@ -188,6 +188,7 @@ def ingest_section(
             "growth_vs_fresh": ratio("growth", "fresh"),
             "no_projection_vs_baseline": ratio("no-projection", "baseline"),
             "no_fsync_vs_baseline": ratio("no-fsync", "baseline"),
+            "fresh_vs_no_signing": ratio("fresh", "no-signing"),
         },
         "runs": runs,
     }

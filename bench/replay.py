@@ -39,7 +39,9 @@ def ledger_command(db: Path, command: str, log: Path, timeout: float) -> dict[st
     text = log.read_text(errors="replace")
     # a bar redraws in place: more than one percentage on the terminal
     measured["progress_bar"] = len(re.findall(r"\d+%", text)) > 1
-    final = text.replace("\r", "\n").strip().splitlines()
+    # the verdict line, not the notes after it (verify says what it could not check)
+    final = [line for line in text.replace("\r", "\n").strip().splitlines()
+             if not line.startswith("note: ")]  # fmt: skip
     measured["output"] = final[-1][-200:] if final else ""
     return measured
 

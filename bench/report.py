@@ -60,8 +60,21 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 "x",
             )
         )
+    signing = (ingest or {}).get("ratios", {}).get("fresh_vs_no_signing") or {}
+    if "16" in signing:
+        out.append(
+            _target(
+                "ingest with signed heads / without them at c=16", signing["16"], 0.95, ">=", "x"
+            )
+        )
     rebuild = r.get("rebuild")
     if rebuild:
+        out.append(
+            _target("ledger verify over the history (s)", rebuild["verify_s"], 30, "<=", " s")
+        )
+        out.append(
+            _target("ledger verify peak RSS (MB)", rebuild["verify_peak_rss_mb"], 100, "<=", " MB")
+        )
         out.append(
             _target(
                 f"rebuild / floor ({rebuild['floor_parser']} parse)",
@@ -144,8 +157,8 @@ def markdown(r: dict[str, Any]) -> str:
             f" order JSON {ingest['mean_order_bytes']:,.0f} B, form body"
             f" {ingest['mean_body_bytes']:,.0f} B. `fresh`: real `POST /orderdesk` on a new"
             f" database (WAL, synchronous=FULL, projections); `dup30`: 30 % byte-identical"
-            " repeats; `growth`: on a copy of the generated history; `no-projection` and"
-            " `no-fsync` are not the ledger but `fresh` with that cost taken out"
+            " repeats; `growth`: on a copy of the generated history; `no-projection`,"
+            " `no-fsync` and `no-signing` are not the ledger but `fresh` with that cost taken out"
             " (`bench/ablated.py`), to show how close the rest of the path comes to the"
             " target ratio.",
             "",

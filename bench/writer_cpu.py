@@ -43,7 +43,8 @@ def cpu_per_event(work: list[Job], committer: BatchCommitter, batch: int) -> flo
 def run(events: int, batch: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(db_path=Path(tmp) / "ledger.db", stores={STORE_ID: API_KEY})
-        committer = BatchCommitter(settings, open_ledger(settings))
+        open_ledger(settings)
+        committer = BatchCommitter(settings)
         try:
             committer.open()
             new = cpu_per_event(jobs(events, 0), committer, batch)

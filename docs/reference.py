@@ -52,18 +52,18 @@ def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Comm
 
 
 def commands(*, options: bool = True) -> str:
-    """Every command with its arguments, and its options with their help unless
-    ``options`` is false (then only their names)."""
+    """Every command with its arguments and its options' help; without ``options``, one
+    line a command: its name and what it does."""
     out = []
     for name, command in _commands(cli, "ledger "):
+        if not options:
+            out.append(f"- `{name}` — {command.get_short_help_str(limit=120)}")
+            continue
         ctx = click.Context(command, info_name=name)
         usage = " ".join(command.collect_usage_pieces(ctx))
         out.append(f"- `{name} {usage}` — {command.get_short_help_str(limit=200)}")
         shown = [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
-        if options:
-            out += [f"  - `{'/'.join(p.opts)}`: {p.help or ''}" for p in shown]
-        elif shown:
-            out[-1] += " Options: " + ", ".join(f"`{p.opts[0]}`" for p in shown) + "."
+        out += [f"  - `{'/'.join(p.opts)}`: {p.help or ''}" for p in shown]
     return "\n".join(out)
 
 

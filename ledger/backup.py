@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -11,8 +10,9 @@ from .db import connect
 from .errors import BackupError
 
 
-def backup(db_path: Path, dest: Path, key_path: Path) -> int:
-    """Copy the database (one read snapshot, writers keep going) and its chain key.
+def backup(db_path: Path, dest: Path) -> int:
+    """Copy the database (one read snapshot, writers keep going); no key goes with it:
+    the copy is checked with the ledger's public key alone (``ledger verify``).
 
     Returns the number of events in the copy.
     """
@@ -33,8 +33,4 @@ def backup(db_path: Path, dest: Path, key_path: Path) -> int:
     finally:
         source.close()
     os.replace(partial, dest)
-    if key_path.exists():
-        key_copy = dest.with_name(dest.name + ".key")
-        shutil.copyfile(key_path, key_copy)
-        key_copy.chmod(0o600)
     return events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import sys
@@ -47,7 +48,8 @@ def setting_option(name: str) -> Callable[[F], F]:
 def settings_from(**given: Any) -> Settings:
     """The environment's settings, with what was given on the command line over them."""
     settings = Settings.from_env()
-    changes = {k: Path(v) if k in ("db_path", "key_file") else v for k, v in given.items() if v}
+    paths = ("db_path", "key_file", "signing_key_file")
+    changes = {k: Path(v) if k in paths else v for k, v in given.items() if v}
     return settings.with_(**changes) if changes else settings
 
 
@@ -59,6 +61,7 @@ def existing_db(settings: Settings) -> Path:
 
 db_option = setting_option("db_path")
 key_option = setting_option("key_file")
+signing_option = setting_option("signing_key_file")
 
 
 @click.group()
@@ -69,6 +72,7 @@ def cli() -> None:
 
 @cli.command()
 @db_option
+@signing_option
 @key_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="receiver address")
 @click.option("--port", default=8000, show_default=True, help="receiver port")
@@ -87,9 +91,17 @@ def cli() -> None:
     help="put Datasette behind a login (user ledger); give no value to be prompted"
     " [env LEDGER_DATASETTE_PASSWORD, or a hash in LEDGER_DATASETTE_PASSWORD_HASH]",
 )
+@click.option(
+    "--publish-to",
+    type=click.Path(file_okay=False),
+    help="write the latest signed head into this witness directory every --publish-every"
+    " seconds and at shutdown",
+)
+@click.option("--publish-every", default=60.0, show_default=True, help="seconds")
 @friendly
 def serve(
     db_path: str | None,
+    signing_key_file: str | None,
     key_file: str | None,
     host: str,
     port: int,
@@ -98,14 +110,17 @@ def serve(
     metadata: str | None,
     max_body_bytes: str | None,
     datasette_password: str | None,
+    publish_to: str | None,
+    publish_every: float,
 ) -> None:
     """Receive posts on POST /orderdesk and serve the file through Datasette."""
+    from .publish import Publish
     from .readside.app import password_hash_from
     from .serve import Addresses
     from .serve import serve as run
     from .startup import open_ledger
 
-    settings = settings_from(db_path=db_path, key_file=key_file)
+    settings = settings_from(db_path=db_path, key_file=key_file, signing_key_file=signing_key_file)
     if max_body_bytes:
         settings = settings.with_(max_body_bytes=int(max_body_bytes))
     settings.require_stores()
@@ -115,30 +130,154 @@ def serve(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     addresses = Addresses(host, port, datasette_host, datasette_port)
-    asyncio.run(run(settings, addresses, Path(metadata) if metadata else None, password_hash))
+    publish = Publish(Path(publish_to), publish_every) if publish_to else None
+    asyncio.run(
+        run(settings, addresses, Path(metadata) if metadata else None, password_hash, publish)
+    )
 
 
 @cli.command()
 @db_option
-@key_option
+@click.option(
+    "--public-key",
+    help="the verifier key the owner gave you (or a file holding it): heads must be signed"
+    " by it or by keys it rotated to",
+)
+@click.option(
+    "--witness",
+    "witnesses",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="a file of signed heads kept earlier (`ledger head`), or a witness directory",
+)
+@click.option("--all-signatures", is_flag=True, help="check every head's signature, not the last")
+@click.option("--json", "as_json", is_flag=True, help="the report as JSON")
 @friendly
-def verify(db_path: str | None, key_file: str | None) -> None:
-    """Re-check the whole log: payload hashes, the hash chain, delivery links."""
-    from .chain import load_key
-    from .verify import verify_log
+def verify(
+    db_path: str | None,
+    public_key: str | None,
+    witnesses: tuple[str, ...],
+    all_signatures: bool,
+    as_json: bool,
+) -> None:
+    """Check the log with no secret: payload hashes, both chains, the signed heads."""
+    from .db import evidence
+    from .verify import pinned_key, verify_log
+    from .witness import kept
 
-    settings = settings_from(db_path=db_path, key_file=key_file)
-    path = existing_db(settings)
-    key = load_key(settings.chain_key_path)
-    with connection(path, readonly=True) as conn:
-        report = verify_log(conn, key)
-    if report.problem:
+    path = existing_db(settings_from(db_path=db_path))
+    pinned = pinned_key(public_key) if public_key else None
+    kept_heads = [w for source in witnesses for w in kept(Path(source))]
+    with evidence(path) as conn:
+        report = verify_log(
+            conn, pinned=pinned, witnesses=kept_heads, all_signatures=all_signatures
+        )
+    if as_json:
+        click.echo(json.dumps(report_json(report), indent=2))
+    elif report.problem:
         click.echo(f"TAMPERED: first bad {report.problem}", err=True)
-        click.echo(f"{report.events} events verified before it", err=True)
+    else:
+        last = report.last
+        assert last is not None and report.signer is not None
+        click.echo(
+            f"intact: {report.events} events, {report.deliveries} deliveries, {report.heads}"
+            f" signed heads; the last signed by {report.signer.fingerprint}"
+            f"{' (pinned)' if report.pinned else ''}, {report.witnessed} witnessed heads agree"
+        )
+        for warning in report.warnings:
+            click.echo(f"note: {warning}", err=True)
+    if report.problem:
         sys.exit(1)
-    click.echo(
-        f"intact: {report.events} events, head seq {report.head_seq} hash {report.head_hash}"
-    )
+
+
+def report_json(report: Any) -> dict[str, Any]:
+    last = report.last
+    return {
+        "intact": report.intact,
+        "problem": {"where": report.problem.where, "what": report.problem.what}
+        if report.problem
+        else None,
+        "events": report.events,
+        "deliveries": report.deliveries,
+        "signed_heads": report.heads,
+        "last_head": last._asdict() if last else None,
+        "key": report.signer.vkey if report.signer else None,
+        "fingerprint": report.signer.fingerprint if report.signer else None,
+        "pinned": report.pinned,
+        "witnessed": report.witnessed,
+        "warnings": report.warnings,
+    }
+
+
+@cli.command()
+@db_option
+@friendly
+def head(db_path: str | None) -> None:
+    """Print the latest signed head, for an auditor to keep (`ledger verify --witness`)."""
+    from .db import evidence
+    from .heads import Keys, last_head, note
+
+    with evidence(existing_db(settings_from(db_path=db_path))) as conn:
+        signed, keys = last_head(conn), Keys.read(conn)
+    if signed is None:
+        raise click.ClickException("the file has no signed head yet")
+    click.echo(note(signed, keys.origin), nl=False)
+
+
+@cli.group()
+def key() -> None:
+    """The key that signs the log's heads."""
+
+
+@key.command("show")
+@db_option
+@friendly
+def key_show(db_path: str | None) -> None:
+    """Print the verifier key to hand to auditors, and its fingerprint."""
+    from .db import evidence
+    from .heads import Keys
+
+    with evidence(existing_db(settings_from(db_path=db_path))) as conn:
+        current = Keys.read(conn).current
+    click.echo(current.vkey)
+    click.echo(f"fingerprint {current.fingerprint}", err=True)
+
+
+@key.command("rotate")
+@db_option
+@signing_option
+@friendly
+def key_rotate(db_path: str | None, signing_key_file: str | None) -> None:
+    """Sign with a new key from now on; the rotation is signed by the old and the new key."""
+    from .db import writing
+    from .keys import finish_rotation, rotate
+    from .startup import open_ledger
+
+    settings = settings_from(db_path=db_path, signing_key_file=signing_key_file)
+    existing_db(settings)
+    open_ledger(settings)
+    with writing(settings.db_path, settings.busy_timeout_ms) as conn:
+        old, new = rotate(conn, settings)
+    finish_rotation(settings)
+    click.echo(f"rotated from {old.verifier.fingerprint} to {new.verifier.fingerprint}")
+    click.echo(new.verifier.vkey)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--into", required=True, type=click.Path(file_okay=False), help="witness directory")
+@click.option("--public-key", help="the ledger's verifier key (or a file holding it)")
+@friendly
+def witness(source: str, into: str, public_key: str | None) -> None:
+    """Keep SOURCE's latest signed head if it extends the heads kept in --into.
+
+    SOURCE is a copy of the ledger file (checked in full against the kept heads) or the
+    URL of a receiver's GET /head (its signature checked, and that the log never shrinks).
+    """
+    from .verify import pinned_key
+    from .witness import witness as keep
+
+    click.echo(keep(source, Path(into), pinned_key(public_key) if public_key else None))
 
 
 @cli.command()
@@ -156,7 +295,7 @@ def rebuild(db_path: str | None, check: bool) -> None:
     path = existing_db(settings)
     if not check:  # an older file is upgraded first; a check changes nothing
         with connection(path, busy_timeout_ms=settings.busy_timeout_ms) as conn:
-            ensure_schema(conn)
+            ensure_schema(conn, settings)
     total = rebuilding.event_count(path)
     with click.progressbar(length=total, label="replaying events", file=sys.stderr) as bar:
         if check:
@@ -219,15 +358,13 @@ def send(
 @cli.command()
 @click.argument("dest", type=click.Path(dir_okay=False))
 @db_option
-@key_option
 @friendly
-def backup(dest: str, db_path: str | None, key_file: str | None) -> None:
-    """Take an online, consistent copy of the ledger (and its chain key) at DEST."""
+def backup(dest: str, db_path: str | None) -> None:
+    """Take an online, consistent copy of the ledger at DEST (it carries no secret)."""
     from .backup import backup as take
 
-    settings = settings_from(db_path=db_path, key_file=key_file)
-    events = take(existing_db(settings), Path(dest), settings.chain_key_path)
-    click.echo(f"backed up {events} events to {dest} (chain key beside it as {dest}.key)")
+    events = take(existing_db(settings_from(db_path=db_path)), Path(dest))
+    click.echo(f"backed up {events} events to {dest}; `ledger verify --db {dest}` checks it")
 
 
 @cli.group()
@@ -240,20 +377,23 @@ def folders() -> None:
 @click.argument("name")
 @click.option("--store-id", help="store the folder belongs to (default: the only configured store)")
 @db_option
-@key_option
+@signing_option
 @friendly
 def folders_set(
-    folder_id: int, name: str, store_id: str | None, db_path: str | None, key_file: str | None
-) -> None:
+    folder_id: int, name: str, store_id: str | None, db_path: str | None,
+    signing_key_file: str | None,
+) -> None:  # fmt: skip
     """Name FOLDER_ID; recorded in the log as a FolderNamed event."""
     from .jobs import NameFolder, run_alone
+    from .keys import load_signing
     from .startup import open_ledger
 
-    settings = settings_from(db_path=db_path, key_file=key_file)
+    settings = settings_from(db_path=db_path, signing_key_file=signing_key_file)
     store_id = store_id or _only_store(settings)
-    key = open_ledger(settings)
+    open_ledger(settings)
     with connection(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms) as conn:
-        [seq] = run_alone(conn, key, NameFolder(store_id, folder_id, name.strip()))
+        signing = load_signing(conn, settings)
+        [seq] = run_alone(conn, signing, NameFolder(store_id, folder_id, name.strip()))
     click.echo(f"folder {folder_id} of store {store_id} is now {name.strip()!r} (seq {seq})")
 
 

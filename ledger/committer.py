@@ -17,9 +17,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .db import connect, immediate, savepoint
-from .errors import StorageUnavailable
-from .jobs import Job
-from .log import Head, read_head
+from .errors import LedgerError, StorageUnavailable
+from .heads import Signing
+from .jobs import Job, write_batch
+from .keys import load_signing
+from .log import Head
 from .projections.closing import close_movements
 from .projections.positions import position
 from .projections.tables import CLOSED, PROJECTED
@@ -28,16 +30,16 @@ from .settings import Settings
 log = logging.getLogger("ledger.writer")
 
 
-def writer_process(pipe: Connection, settings: Settings, key: bytes) -> None:
+def writer_process(pipe: Connection, settings: Settings) -> None:
     """Commit each batch received on ``pipe`` and send back one result per job."""
     # The server decides when to stop; a Ctrl-C for the whole process group must not
     # interrupt a batch half-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    committer = BatchCommitter(settings, key)
+    committer = BatchCommitter(settings)
     try:
         committer.open()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, LedgerError) as exc:
         pipe.send(str(exc))
         return
     pipe.send("ready")
@@ -100,10 +102,10 @@ class BatchCommitter:
     with it) and the file stays bounded.
     """
 
-    def __init__(self, settings: Settings, key: bytes) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._wal_path = f"{settings.db_path}-wal"
-        self._key = key
+        self._signing: Signing | None = None
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
 
@@ -118,6 +120,7 @@ class BatchCommitter:
             # every order, are written by the CLI on its own connection, not here.
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute(f"PRAGMA journal_size_limit = {self._settings.wal_limit_bytes}")
+            self._signing = load_signing(conn, self._settings)
             self._conn = conn
         if self._checkpointer is None:
             self._checkpointer = Checkpointer(self._settings)
@@ -163,24 +166,27 @@ class BatchCommitter:
         try:
             # After a failure the connection is opened anew, so a fault that clears
             # (disk space freed, file system writable again) clears here too.
-            with immediate(self.open()) as conn:
-                head = read_head(conn)
-                results = [self._one(conn, job, head) for job in jobs]
+            conn = self.open()
+            assert self._signing is not None
+            return write_batch(conn, self._signing, jobs, self._one)
         except sqlite3.Error as exc:
             log.error("batch of %d not committed: %s", len(jobs), exc)
             self.close()
             return [(False, StorageUnavailable(f"database unavailable: {exc}"))] * len(jobs)
-        return results
+        except LedgerError as exc:  # the log or its key is not what a writer may sign
+            log.error("batch of %d not committed: %s", len(jobs), exc)
+            self.close()
+            return [(False, StorageUnavailable(str(exc)))] * len(jobs)
 
     def _one(self, conn: sqlite3.Connection, job: Job, head: Head) -> tuple[bool, Any]:
-        saved = (head.seq, head.hash)
+        saved = head.copy()
         try:
             with savepoint(conn, "job"):
-                value = job.run(conn, self._key, head)
+                value = job.run(conn, head)
         except sqlite3.OperationalError:
             raise  # disk full, I/O: the whole batch is unrecordable
         except Exception as exc:
-            head.seq, head.hash = saved
+            head.reset(saved)
             log.exception("a write failed and was rolled back alone")
             # Not acknowledged, so the sender retries; and plain enough to cross the pipe.
             return False, StorageUnavailable(f"not recorded: {type(exc).__name__}: {exc}")

@@ -66,6 +66,19 @@ def connection(path: str | Path, **options: object) -> Iterator[sqlite3.Connecti
         conn.close()
 
 
+@contextlib.contextmanager
+def evidence(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A file opened to be checked, changing nothing beside it: one with no ``-wal``
+    beside it (a stopped copy, read-only media) immutable; a live one read-only through
+    its WAL, so every committed batch of a running writer is seen."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file")
+    live = Path(f"{path}-wal").exists()
+    with connection(path, readonly=True, immutable=not live) as conn:
+        yield conn
+
+
 def _undo(conn: sqlite3.Connection, *statements: str) -> None:
     # An I/O error or a full disk may have rolled the whole transaction back already;
     # undoing then fails too, and would hide the error that matters.
@@ -85,6 +98,13 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         _undo(conn, "ROLLBACK")
         raise
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, busy_timeout_ms: int) -> Iterator[sqlite3.Connection]:
+    """A connection for the length of a block, all of it one write transaction."""
+    with connection(path, busy_timeout_ms=busy_timeout_ms) as conn, immediate(conn):
+        yield conn
 
 
 @contextlib.contextmanager

@@ -68,7 +68,11 @@ class StorageUnavailable(LedgerError):
 
 
 class ChainKeyError(LedgerError):
-    """The chain key is missing or does not fit the log."""
+    """The legacy chain key is missing or does not fit the log it should check."""
+
+
+class SigningKeyError(LedgerError):
+    """The signing key is missing, unreadable or not the ledger's."""
 
 
 class NewerSchema(LedgerError):

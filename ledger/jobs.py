@@ -1,38 +1,32 @@
-"""What a write does: the jobs the writer runs, each inside its own savepoint.
+"""What a write does: the jobs the writer runs, and the batch that signs them.
 
 A job appends to the log and projects what it appended in the same transaction, so the
-projections and their position never lag the log they are derived from. The writer
-process runs the receiver's jobs in batches; commands run theirs in a transaction of
-their own (``run_alone``).
+projections and their position never lag the log they are derived from. A batch of jobs
+is one transaction that first checks the log's head follows from its last signed head
+and ends by signing the new head (``write_batch``): the writer process runs the
+receiver's jobs so, commands theirs (``run_alone``).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from . import projections
 from .chain import payload_digest
 from .db import immediate
 from .events import FOLDER_NAMED, ORDER_SNAPSHOT, StoredEvent
-from .log import (
-    Delivery,
-    Head,
-    Verdict,
-    append_event,
-    find_duplicate,
-    read_head,
-    record_delivery,
-    utcnow,
-)
+from .heads import Signing, append_head, check_follows, last_head
+from .log import Delivery, Head, Verdict, append_event, find_duplicate, record_delivery, utcnow
 from .post import Snapshot
 
 
 class Job(Protocol):
     """One write; runs inside its own savepoint of the caller's transaction."""
 
-    def run(self, conn: sqlite3.Connection, key: bytes, head: Head) -> Any: ...
+    def run(self, conn: sqlite3.Connection, head: Head) -> Any: ...
 
 
 class AppendSnapshot(NamedTuple):
@@ -41,7 +35,7 @@ class AppendSnapshot(NamedTuple):
     delivery: Delivery
     snapshot: Snapshot
 
-    def run(self, conn: sqlite3.Connection, key: bytes, head: Head) -> Verdict:
+    def run(self, conn: sqlite3.Connection, head: Head) -> Verdict:
         snap, at = self.snapshot, self.delivery.received_at
         seq = find_duplicate(conn, snap.store_id, snap.payload_sha256)
         if seq is not None:
@@ -50,11 +44,11 @@ class AppendSnapshot(NamedTuple):
             seq, outcome, reason = head.seq + 1, "appended", None
             event = StoredEvent(seq, ORDER_SNAPSHOT, at, snap.store_id, snap.order_id,
                                 snap.order_updated_at, snap.payload)  # fmt: skip
-            append_event(conn, key, head, event, snap.payload_sha256)
+            append_event(conn, head, event, snap.payload_sha256)
             projections.apply(conn, event)
         verdict = Verdict(outcome, 200, reason, snap.signature_variant, snap.payload_sha256,
                           snap.order_id, seq)  # fmt: skip
-        record_delivery(conn, self.delivery, verdict)
+        record_delivery(conn, head, self.delivery, verdict)
         return verdict
 
 
@@ -66,9 +60,9 @@ class RecordRejection(NamedTuple):
     reason: str
     payload_sha256: str | None
 
-    def run(self, conn: sqlite3.Connection, key: bytes, head: Head) -> Verdict:
+    def run(self, conn: sqlite3.Connection, head: Head) -> Verdict:
         verdict = Verdict("rejected", self.status, self.reason, payload_sha256=self.payload_sha256)
-        record_delivery(conn, self.delivery, verdict)
+        record_delivery(conn, head, self.delivery, verdict)
         return verdict
 
 
@@ -79,18 +73,41 @@ class NameFolder(NamedTuple):
     folder_id: int
     name: str
 
-    def run(self, conn: sqlite3.Connection, key: bytes, head: Head) -> int:
+    def run(self, conn: sqlite3.Connection, head: Head) -> int:
         at = utcnow()
         body = {"folder_id": self.folder_id, "name": self.name, "named_at": at}
         payload = json.dumps(body, ensure_ascii=False)
         event = StoredEvent(head.seq + 1, FOLDER_NAMED, at, self.store_id, None, None, payload)
-        append_event(conn, key, head, event, payload_digest(payload))
+        append_event(conn, head, event, payload_digest(payload))
         projections.apply(conn, event)
         return event.seq
 
 
-def run_alone(conn: sqlite3.Connection, key: bytes, *jobs: Job) -> list[Any]:
-    """Run ``jobs`` in one write transaction of their own, after the log's head."""
+RunOne = Callable[[sqlite3.Connection, Job, Head], Any]
+
+
+def _run(conn: sqlite3.Connection, job: Job, head: Head) -> Any:
+    return job.run(conn, head)
+
+
+def write_batch(
+    conn: sqlite3.Connection, signing: Signing, jobs: Sequence[Job], run_one: RunOne = _run
+) -> list[Any]:
+    """Run ``jobs`` in one write transaction after the log's head, and sign the head they
+    leave (if they moved it). ``run_one`` runs one job: the writer isolates each in a
+    savepoint. Refuses (StorageUnavailable) when the log holds rows that no signed head
+    accounts for."""
     with immediate(conn):
-        head = read_head(conn)
-        return [job.run(conn, key, head) for job in jobs]
+        signing.refresh(conn)
+        head = signing.read_head(conn)
+        check_follows(head, last_head(conn))
+        before = head.copy()
+        results = [run_one(conn, job, head) for job in jobs]
+        if head.moved(before):
+            append_head(conn, signing, head)
+    return results
+
+
+def run_alone(conn: sqlite3.Connection, signing: Signing, *jobs: Job) -> list[Any]:
+    """Run ``jobs`` as one signed batch of their own (a command's writes)."""
+    return write_batch(conn, signing, jobs)

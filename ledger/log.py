@@ -2,8 +2,9 @@
 
 Both tables are STRICT and append-only, enforced by SQLite itself (``LOG_TRIGGERS``)
 whatever connection writes and whatever its pragmas: UPDATE, DELETE and INSERT OR
-REPLACE are refused, and a new event must take the next seq and link to the hash of
-the one before.
+REPLACE are refused; a new event must take the next seq and link to the hash of the one
+before, a new delivery the next id. Both are chained (``chain.py``), and every batch that
+appends to them is signed (``heads.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from .chain import GENESIS, link
+from .chain import GENESIS, delivery_link, event_link
 from .events import StoredEvent
 from .table import Table
 
@@ -74,9 +75,13 @@ class Verdict(NamedTuple):
     seq: int | None = None
 
 
+class DeliveryLink(NamedTuple):
+    hash: str | None  # None only on deliveries from before the chain (a legacy prefix)
+
+
 DELIVERIES = Table(
     "deliveries",
-    (DeliveryId, Delivery, Verdict),
+    (DeliveryId, Delivery, Verdict, DeliveryLink),
     primary_key=("id",),
     checks={"outcome": f"outcome IN ({', '.join(repr(o) for o in OUTCOMES)})"},
     references={"seq": "events (seq)"},
@@ -86,10 +91,11 @@ DELIVERIES = Table(
         "deliveries_outcome": "deliveries (outcome, received_at)",
     },
 )
+DELIVERY_CHAINED = DELIVERIES.column_names[:-1]  # every column but the hash
 LOG_TABLES = (EVENTS, DELIVERIES)
 
 
-def _append_only(table: str, key_check: str) -> str:
+def append_only(table: str, key_check: str) -> str:
     # INSERT OR REPLACE deletes the old row without firing DELETE triggers unless
     # recursive_triggers is on, so the BEFORE INSERT trigger refuses the conflict itself.
     return f"""
@@ -103,13 +109,22 @@ BEGIN SELECT RAISE(ABORT, '{table} is append-only: the row exists already'); END
 """
 
 
+def gapless(table: str, key: str) -> str:
+    return f"""
+CREATE TRIGGER IF NOT EXISTS {table}_gapless BEFORE INSERT ON {table}
+WHEN NEW.{key} IS NOT (SELECT coalesce(max({key}), 0) + 1 FROM {table})
+BEGIN SELECT RAISE(ABORT, '{table}: {key} must follow the last {key}'); END;
+"""
+
+
 LOG_TRIGGERS = (
-    _append_only(
+    append_only(
         "events",
         "EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq"
         " OR (store_id = NEW.store_id AND payload_sha256 = NEW.payload_sha256))",
     )
-    + _append_only("deliveries", "EXISTS (SELECT 1 FROM deliveries WHERE id = NEW.id)")
+    + append_only("deliveries", "EXISTS (SELECT 1 FROM deliveries WHERE id = NEW.id)")
+    + gapless("deliveries", "id")
     + """
 CREATE TRIGGER IF NOT EXISTS events_gapless BEFORE INSERT ON events
 WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM events)
@@ -130,28 +145,52 @@ def utcnow() -> str:
 
 @dataclass
 class Head:
-    """The last event of the log, moved on by every append of a batch."""
+    """The last event and the last delivery of the log, moved on by every append."""
 
     seq: int
     hash: str
+    delivery_id: int
+    delivery_hash: str
+
+    def moved(self, since: Head) -> bool:
+        return (self.seq, self.delivery_id) != (since.seq, since.delivery_id)
+
+    def copy(self) -> Head:
+        return Head(self.seq, self.hash, self.delivery_id, self.delivery_hash)
+
+    def reset(self, to: Head) -> None:
+        """Back to ``to``: a job that failed alone appended nothing."""
+        self.seq, self.hash, self.delivery_id, self.delivery_hash = (
+            to.seq, to.hash, to.delivery_id, to.delivery_hash)  # fmt: skip
 
 
-def read_head(conn: sqlite3.Connection) -> Head:
-    row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-    return Head(row[0], row[1]) if row else Head(0, GENESIS)
+LAST_EVENT = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+LAST_DELIVERY = "SELECT id, hash FROM deliveries ORDER BY id DESC LIMIT 1"
 
 
-def append_event(
-    conn: sqlite3.Connection, key: bytes, head: Head, event: StoredEvent, sha: str
-) -> None:
+def read_head(conn: sqlite3.Connection, legacy_deliveries: str = GENESIS) -> Head:
+    """The log's head; a delivery from before the chain has no hash, and the chain goes
+    on from ``legacy_deliveries``, the digest the anchor signed for them."""
+    event = conn.execute(LAST_EVENT).fetchone() or (0, GENESIS)
+    delivery = conn.execute(LAST_DELIVERY).fetchone() or (0, GENESIS)
+    return Head(event[0], event[1], delivery[0], delivery[1] or legacy_deliveries)
+
+
+def append_event(conn: sqlite3.Connection, head: Head, event: StoredEvent, sha: str) -> None:
     """Append ``event`` after ``head`` (its seq must be the next) and move the head on."""
-    digest = link(key, (*event[:-1], sha, head.hash))
+    digest = event_link((*event[:-1], sha, head.hash))
     conn.execute(INSERT_EVENT, (*event, sha, head.hash, digest))
     head.seq, head.hash = event.seq, digest
 
 
-def record_delivery(conn: sqlite3.Connection, delivery: Delivery, verdict: Verdict) -> None:
-    conn.execute(INSERT_DELIVERY, (None, *delivery, *verdict))
+def record_delivery(
+    conn: sqlite3.Connection, head: Head, delivery: Delivery, verdict: Verdict
+) -> None:
+    """Append a delivery after ``head``, chained to the one before, and move the head on."""
+    fields = (head.delivery_id + 1, *delivery, *verdict)
+    digest = delivery_link(fields, head.delivery_hash)
+    conn.execute(INSERT_DELIVERY, (*fields, digest))
+    head.delivery_id, head.delivery_hash = fields[0], digest
 
 
 def find_duplicate(conn: sqlite3.Connection, store_id: str, sha: str) -> int | None:

@@ -1,10 +1,11 @@
 """Every change to the shape of a ledger file after its first version, in order.
 
-Each step runs once per file, in the start-up transaction, and sqlite-utils' Migrations
-records it in ``_sqlite_migrations``. A step marked ``projections_only`` upgrades
-projections in place; when the projections are rebuilt from the log instead (a file too
-old for any in-place step), such steps are recorded without running, because the
-rebuilt tables already have the shape they lead to. The log is never rewritten.
+Each step runs once per file, in the start-up transaction, and is recorded in
+``_sqlite_migrations``, sqlite-utils' Migrations table (the steps here take the settings,
+so ``upgrade`` runs them, not ``Migrations.apply``). A step marked ``projections_only``
+upgrades projections in place; when the projections are rebuilt from the log instead (a
+file too old for any in-place step), such steps are recorded without running, because
+the rebuilt tables already have the shape they lead to. The log is never rewritten.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from datetime import UTC, datetime
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .chain import load_legacy_key
 from .errors import NewerSchema
 from .projections.closing import close_movements
 from .projections.positions import position
 from .projections.tables import MOVEMENTS_CLOSED, ORDER_FACET_COUNTS, ORDER_FACETS, POSITIONS
+from .settings import Settings
 
 MIGRATIONS = Migrations("orderdesk-ledger")
 # Files written before named steps carry only PRAGMA user_version: version 2 had none of
@@ -27,28 +30,29 @@ MIGRATIONS = Migrations("orderdesk-ledger")
 FIRST_VERSION = 2
 
 
+StepFn = Callable[[sqlite_utils.Database, Settings], None]
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
     projections_only: bool
+    run: StepFn
 
 
 STEPS: list[Step] = []
 
 
-StepFn = Callable[[sqlite_utils.Database], None]
-
-
 def step(*, projections_only: bool) -> Callable[[StepFn], StepFn]:
     def register(fn: StepFn) -> StepFn:
-        STEPS.append(Step(fn.__name__, projections_only))
-        return MIGRATIONS(name=fn.__name__)(fn)
+        STEPS.append(Step(fn.__name__, projections_only, fn))
+        return fn
 
     return register
 
 
 @step(projections_only=True)
-def order_facets_counted(db: sqlite_utils.Database) -> None:
+def order_facets_counted(db: sqlite_utils.Database, settings: Settings) -> None:
     """order_facets, counted once from the orders; its triggers keep it from then on."""
     db.execute(ORDER_FACET_COUNTS.create_sql())
     for column in ORDER_FACETS:
@@ -59,15 +63,15 @@ def order_facets_counted(db: sqlite_utils.Database) -> None:
 
 
 @step(projections_only=True)
-def movements_closed(db: sqlite_utils.Database) -> None:
+def movements_closed(db: sqlite_utils.Database, settings: Settings) -> None:
     """movements_closed, with every projected movement closed."""
-    checkpoints_renamed_positions(db)  # closing reads and writes positions by that name
+    checkpoints_renamed_positions(db, settings)  # closing reads and writes positions by it
     db.execute(MOVEMENTS_CLOSED.create_sql())
     close_movements(db.conn, position(db.conn))
 
 
 @step(projections_only=True)
-def checkpoints_renamed_positions(db: sqlite_utils.Database) -> None:
+def checkpoints_renamed_positions(db: sqlite_utils.Database, settings: Settings) -> None:
     """'checkpoint' meant two things (a projection's place in the log, a WAL checkpoint);
     the projections' table is ``positions`` now."""
     if db["checkpoints"].exists():
@@ -89,9 +93,29 @@ RETIRED_INDEXES = (
 
 
 @step(projections_only=True)
-def retired_indexes_dropped(db: sqlite_utils.Database) -> None:
+def retired_indexes_dropped(db: sqlite_utils.Database, settings: Settings) -> None:
+    """Indexes an older version made, which cost every write and serve no page now."""
     for name in RETIRED_INDEXES:
         db.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+@step(projections_only=False)
+def heads_signed(db: sqlite_utils.Database, settings: Settings) -> None:
+    """Signed heads: the old HMAC chain checked once with its key, the prefix digested into
+    the anchor, and the first signed head over it; deliveries chained from then on."""
+    from .heads import HEAD_TABLES
+    from .keys import signing_key, start_signing
+    from .legacy import anchor_for
+
+    if db["log_keys"].exists() and db.execute("SELECT 1 FROM log_keys").fetchone():
+        return  # signed already (a file told it is older than it is)
+    if "hash" not in db["deliveries"].columns_dict:
+        db["deliveries"].add_column("hash", str)  # type: ignore[union-attr]
+    for table in HEAD_TABLES:
+        db.execute(table.create_sql())
+    has_events = db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None
+    key = load_legacy_key(settings.chain_key_path) if has_events else None
+    start_signing(db.conn, signing_key(settings, create=True), anchor_for(db.conn, key))
 
 
 SCHEMA_VERSION = FIRST_VERSION + len(STEPS)
@@ -130,20 +154,18 @@ def pending(db: sqlite_utils.Database) -> list[Step]:
     if not db[MIGRATIONS.migrations_table].exists():
         return STEPS[max(0, file_version(db) - FIRST_VERSION) :]
     file_version(db)
-    names = {m.name for m in MIGRATIONS.pending(db)}
-    return [s for s in STEPS if s.name in names]
+    applied = {m.name for m in MIGRATIONS.applied(db)}
+    return [s for s in STEPS if s.name not in applied]
 
 
-def upgrade(db: sqlite_utils.Database, *, rebuilding: bool) -> None:
+def upgrade(db: sqlite_utils.Database, settings: Settings, *, rebuilding: bool) -> None:
     """Run every pending step (inside the caller's transaction); with ``rebuilding`` the
     projection-only ones are recorded without running."""
     _adopt(db)
-    by_name = {m.name: m for m in MIGRATIONS.pending(db)}
-    for s in STEPS:
-        if s.name in by_name:
-            if not (rebuilding and s.projections_only):
-                by_name[s.name].fn(db)
-            _record(db, s.name)
+    for s in pending(db):
+        if not (rebuilding and s.projections_only):
+            s.run(db, settings)
+        _record(db, s.name)
 
 
 def mark_all(db: sqlite_utils.Database) -> None:

@@ -13,16 +13,21 @@ import sqlite3
 from . import migrations
 from .db import database, immediate
 from .errors import OlderSchema
+from .heads import HEAD_TABLES, HEAD_TRIGGERS
+from .keys import signing_key, start_signing
+from .legacy import anchor_for
 from .log import LOG_TABLES, LOG_TRIGGERS
 from .projections.tables import create_projection_tables, drop_projections
 from .projections.triggers import create_projection_triggers
 from .readside.sql_views import ensure_views
+from .settings import Settings
 
 SCHEMA_VERSION = migrations.SCHEMA_VERSION
 
 
-def ensure_schema(conn: sqlite3.Connection) -> bool:
-    """Create whatever is missing and run the pending steps.
+def ensure_schema(conn: sqlite3.Connection, settings: Settings) -> bool:
+    """Create whatever is missing and run the pending steps; a new file gets its signing
+    key (created if there is none) and its first signed head.
 
     Returns True when the file was too old for its projections to be upgraded in place:
     they were dropped (the log is never touched) and must be rebuilt from it.
@@ -34,15 +39,16 @@ def ensure_schema(conn: sqlite3.Connection) -> bool:
         if rebuilding:
             drop_projections(conn)
             conn.execute("DROP TABLE IF EXISTS checkpoints")  # positions, by its old name
-        if fresh:
-            migrations.mark_all(db)
-        else:
-            migrations.upgrade(db, rebuilding=rebuilding)
-        for table in LOG_TABLES:
+        if not fresh:
+            migrations.upgrade(db, settings, rebuilding=rebuilding)
+        for table in (*LOG_TABLES, *HEAD_TABLES):
             conn.execute(table.create_sql())
             for statement in table.index_sql():
                 conn.execute(statement)
-        db.executescript(LOG_TRIGGERS)
+        db.executescript(LOG_TRIGGERS + HEAD_TRIGGERS)
+        if fresh:
+            migrations.mark_all(db)
+            start_signing(conn, signing_key(settings, create=True), anchor_for(conn, None))
         create_projection_tables(conn)
         create_projection_triggers(conn)
         ensure_views(conn)

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import uvicorn
 
 from .errors import ConfigError
+from .publish import Publish, publish_heads
 from .readside.app import datasette_app
 from .settings import Settings
 from .web import create_app
@@ -60,6 +61,7 @@ async def serve(
     at: Addresses,
     metadata: Path | None,
     datasette_password_hash: str | None = None,
+    publish: Publish | None = None,
 ) -> None:
     receiver_sock = bind(at.host, at.port, "the receiver")
     datasette_sock = bind(at.datasette_host, at.datasette_port, "Datasette")
@@ -85,10 +87,15 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
     log.info("receiver on http://%s:%d/orderdesk, Datasette on http://%s:%d/", *at)
+    stopped = asyncio.Event()
+    publishing = asyncio.create_task(publish_heads(settings, publish, stopped)) if publish else None
     try:
         await asyncio.gather(
             servers[0].serve(sockets=[receiver_sock]), servers[1].serve(sockets=[datasette_sock])
         )
     finally:
+        stopped.set()
+        if publishing is not None:
+            await publishing
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

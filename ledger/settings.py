@@ -36,14 +36,28 @@ class Settings:
     db_path: Path = setting(Path("ledger.db"), "the ledger's SQLite file", "LEDGER_DB", "--db")
     stores: Mapping[str, str] = setting(
         dict,
-        "the Order Desk stores posts are accepted from, each with its API key;"
-        " with none configured the receiver refuses to start",
+        "the Order Desk stores posts are accepted from, each with its API key",
         "ORDERDESK_STORE_ID, ORDERDESK_API_KEY or ORDERDESK_STORES=id1:key1,id2:key2",
         shown="none",
     )
+    signing_key_file: Path | None = setting(
+        None,
+        "the key that signs the log's heads (private, mode 0600, never in the database or a"
+        " backup); created at the first start",
+        "LEDGER_SIGNING_KEY",
+        "--signing-key",
+        shown="`<db>.signing-key` beside the database",
+    )
+    origin: str | None = setting(
+        None,
+        "the ledger's name on its signed heads, set when its key is created (e.g."
+        " `ledger.example.com/orderdesk`)",
+        "LEDGER_ORIGIN",
+        shown="`orderdesk-ledger/<16 hex>`",
+    )
     key_file: Path | None = setting(
         None,
-        "the chain key file (never inside the database)",
+        "the chain key of a file from before signed heads: read once, at its upgrade",
         "LEDGER_KEY_FILE",
         "--key-file",
         shown="`<db>.key` beside the database",
@@ -57,8 +71,8 @@ class Settings:
     )
     busy_timeout_ms: int = setting(
         DEFAULT_BUSY_TIMEOUT_MS,
-        "how long a write waits for a lock another process holds (a rebuild's swap, an"
-        " open `sqlite3` write), then a post gets 503 + Retry-After and a command fails",
+        "how long a write waits for a lock another process holds (a rebuild's swap), then"
+        " a post gets 503 + Retry-After and a command fails",
         "LEDGER_BUSY_TIMEOUT_MS",
         shown="20,000 ms",
     )
@@ -100,6 +114,10 @@ class Settings:
     @property
     def chain_key_path(self) -> Path:
         return self.key_file or self.db_path.with_name(self.db_path.name + ".key")
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key_file or self.db_path.with_name(self.db_path.name + ".signing-key")
 
     def require_stores(self) -> None:
         """Fail closed: without a key there is no way to tell a real post from a forged one."""

@@ -17,6 +17,7 @@ from litestar.params import HeaderParameter
 from .db import connection
 from .errors import BadPost, Rejected, StorageUnavailable, TooLarge, TooSlow, WrongMethod
 from .form import extract_order
+from .heads import Keys, last_head, note
 from .jobs import AppendSnapshot, RecordRejection
 from .log import Delivery, Verdict, last_seq, utcnow
 from .post import check_post
@@ -110,6 +111,20 @@ async def wrong_method(
     return _text(405, exc.reason, {"Allow": "POST"})
 
 
+@get("/head", media_type=MediaType.TEXT, sync_to_thread=True)
+def signed_head(state: State) -> Response[str]:
+    """The latest signed head, for witnesses (`ledger witness URL`)."""
+    settings: Settings = state.settings
+    try:
+        with connection(settings.db_path, readonly=True, busy_timeout_ms=2000) as conn:
+            last, keys = last_head(conn), Keys.read(conn)
+    except sqlite3.Error as exc:
+        return _text(503, f"unavailable: {exc}")
+    if last is None:
+        return _text(503, "no signed head yet")
+    return Response(note(last, keys.origin), media_type=MediaType.TEXT)
+
+
 @get("/healthz", media_type=MediaType.JSON, sync_to_thread=True)
 def healthz(state: State) -> Response[dict[str, Any]]:
     settings: Settings = state.settings
@@ -135,8 +150,8 @@ def create_app(settings: Settings) -> Litestar:
     settings.require_stores()
 
     def start(app: Litestar) -> None:
-        key = open_ledger(settings)
-        app.state.writer = Writer(settings, key)
+        open_ledger(settings)
+        app.state.writer = Writer(settings)
         app.state.writer.start()
 
     def stop(app: Litestar) -> None:
@@ -146,7 +161,7 @@ def create_app(settings: Settings) -> Litestar:
     # The handlers take `state: State` (Litestar hands it over as is) rather than named
     # dependencies: resolving those cost ~9% of the event loop's time per request.
     return Litestar(
-        route_handlers=[receive_order, wrong_method, healthz],
+        route_handlers=[receive_order, wrong_method, healthz, signed_head],
         state=State({"settings": settings}),
         exception_handlers={Rejected: _on_rejected, StorageUnavailable: _on_unavailable},
         on_startup=[start],

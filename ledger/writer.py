@@ -42,8 +42,8 @@ Settled = tuple["asyncio.Future[Any]", tuple[bool, Any]]  # a future and its job
 
 
 class Writer:
-    def __init__(self, settings: Settings, chain_key: bytes) -> None:
-        self._args = (settings, chain_key)
+    def __init__(self, settings: Settings) -> None:
+        self._args = (settings,)
         self._batch_max = settings.batch_max
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None

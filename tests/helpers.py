@@ -18,6 +18,7 @@ import pytest
 
 from ledger.db import connection
 from ledger.jobs import NameFolder, run_alone
+from ledger.keys import load_signing
 from ledger.schema import SCHEMA_VERSION
 from ledger.settings import Settings
 from ledger.startup import open_ledger
@@ -46,9 +47,10 @@ def post_order(base: str, order_bytes: bytes, **form_args: Any) -> httpx.Respons
 
 def name_folders(settings: Settings, folders: dict[int, str]) -> None:
     """Record the folder names (id -> name), in order, in one transaction."""
-    key = open_ledger(settings)
+    open_ledger(settings)
     with connection(settings.db_path) as conn:
-        run_alone(conn, key, *(NameFolder(STORE_ID, i, name) for i, name in folders.items()))
+        jobs = (NameFolder(STORE_ID, i, name) for i, name in folders.items())
+        run_alone(conn, load_signing(conn, settings), *jobs)
 
 
 def make_order(n: int, *, version: int = 0, pad: int = 0) -> bytes:

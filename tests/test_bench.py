@@ -92,7 +92,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         assert section in results, section
     ingest = results["ingest"]
     assert set(ingest["summary"]) == {
-        "baseline", "fresh", "dup30", "growth", "no-projection", "no-fsync"
+        "baseline", "fresh", "dup30", "growth", "no-projection", "no-fsync", "no-signing"
     }  # fmt: skip
     for variant, by_concurrency in ingest["summary"].items():
         for stats in by_concurrency.values():
@@ -109,6 +109,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     for variant, orders in (
         ("no-projection", lambda r: 0),
         ("no-fsync", lambda r: r["db_events_added"]),
+        ("no-signing", lambda r: r["db_events_added"]),
     ):
         runs = [r for r in ingest["runs"] if r["variant"] == variant]
         assert all(r["db_deliveries_added"] >= r["requests"] > 0 for r in runs), variant

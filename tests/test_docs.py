@@ -50,3 +50,12 @@ def test_every_event_type_is_described() -> None:
     described = meta["databases"]["ledger"]["tables"]["events"]["columns"]["type"]
     for event_type in EVENT_TYPES:
         assert event_type in described, event_type
+
+
+def test_the_layout_sentence_names_modules_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    sentence = readme.split("The data path reads from the file names:", 1)[1].split("(each", 1)[0]
+    named = [n for n in re.findall(r"`([\w/]+(?:\.py|/))`", sentence) if n != "ledger/"]
+    assert len(named) >= 8
+    for name in named:
+        assert (ROOT / "ledger" / name).exists(), name

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime
+from typing import Any
 
 from datasette.app import Datasette
+from datasette.database import Database
 from datasette.utils.asgi import Request, Response
 
+from ..note import parse_vkey
 from .app import PLUGIN, LedgerDatasette
 from .sql_views import RECONCILIATION_VIEWS
 
@@ -35,8 +40,21 @@ async def reconciliation_page(request: Request, datasette: Datasette) -> Respons
     db = datasette.get_database()
     await datasette.ensure_permissions(request.actor, [("view-database", db.name), "view-instance"])
     config = datasette.plugin_config(PLUGIN) or {}
+    context = {
+        "views": await _views(datasette, db, config),
+        "queries": await _queries(datasette, db.name, config, request.actor),
+        "signed": await signed_head_status(db),
+        "database": db.name,
+        "max_rows": datasette.setting("max_returned_rows"),
+    }
+    return Response.html(
+        await datasette.render_template("reconciliation.html", context, request=request)
+    )
+
+
+async def _views(datasette: Datasette, db: Database, config: dict[str, Any]) -> list[Any]:
     expect_empty = set(config.get("expect_empty") or ())
-    tables_meta = (datasette.metadata("tables", database=db.name) or {}) if db else {}
+    tables_meta = datasette.metadata("tables", database=db.name) or {}
     views = []
     for name in config.get("reconciliation_views") or RECONCILIATION_VIEWS:
         meta = tables_meta.get(name) or {}
@@ -58,9 +76,15 @@ async def reconciliation_page(request: Request, datasette: Datasette) -> Respons
                 "csv": datasette.urls.table(db.name, name, format="csv") + "?_stream=on&_size=max",
             }
         )
+    return views
+
+
+async def _queries(
+    datasette: Datasette, database: str, config: dict[str, Any], actor: Any
+) -> list[Any]:
     queries = []
     for name in config.get("reconciliation_queries") or ():
-        query = await datasette.get_canned_query(db.name, name, request.actor)
+        query = await datasette.get_canned_query(database, name, actor)
         if query is None:
             continue
         queries.append(
@@ -68,22 +92,45 @@ async def reconciliation_page(request: Request, datasette: Datasette) -> Respons
                 "name": name,
                 "title": query.get("title") or name,
                 "description": query.get("description") or "",
-                "url": datasette.urls.query(db.name, name),
+                "url": datasette.urls.query(database, name),
                 "params": named_params(query.get("sql", "")),
             }
         )
-    return Response.html(
-        await datasette.render_template(
-            "reconciliation.html",
-            {
-                "views": views,
-                "queries": queries,
-                "database": db.name,
-                "max_rows": datasette.setting("max_returned_rows"),
-            },
-            request=request,
-        )
-    )
+    return queries
+
+
+LATEST_SIGNED = (
+    "SELECT size, deliveries, signed_at, (SELECT vkey FROM log_keys WHERE kind != 'anchor'"
+    " ORDER BY id DESC LIMIT 1) AS vkey FROM signed_heads ORDER BY id DESC LIMIT 1"
+)
+
+
+async def signed_head_status(db: Database) -> dict[str, Any] | None:
+    """The latest signed head as an auditor with only a browser sees it, or None."""
+    try:
+        row = (await db.execute(LATEST_SIGNED)).first()
+    except Exception:  # a file from before signed heads
+        return None
+    if row is None:
+        return None
+    key = parse_vkey(row["vkey"])
+    age = max(0, int(time.time()) - int(row["signed_at"]))
+    return {
+        "size": row["size"],
+        "deliveries": row["deliveries"],
+        "at": datetime.fromtimestamp(row["signed_at"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "age": _age(age),
+        "fingerprint": key.fingerprint,
+        "origin": key.name,
+    }
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return f"{seconds} seconds ago"
 
 
 def named_params(sql: str) -> list[str]:

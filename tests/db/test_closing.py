@@ -56,8 +56,8 @@ def written(settings: Settings, every: int = 7) -> Settings:
     which closes the movements every ``every`` events; left with some unclosed."""
     settings = settings.with_(close_every=every)
     db = settings.db_path
-    key = open_ledger(settings)
-    committer = BatchCommitter(settings, key)
+    open_ledger(settings)
+    committer = BatchCommitter(settings)
     closes = []
     try:
         committer.open()
@@ -180,7 +180,8 @@ def test_a_close_that_fails_is_retried_and_never_half_done(
 ) -> None:
     settings = written(settings)
     db = settings.db_path
-    committer = BatchCommitter(settings.with_(busy_timeout_ms=50), open_ledger(settings))
+    open_ledger(settings)
+    committer = BatchCommitter(settings.with_(busy_timeout_ms=50))
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
         committer.open()
@@ -204,7 +205,8 @@ def test_after_a_rebuild_an_open_writer_closes_from_the_rebuilt_file(
 ) -> None:
     settings = written(settings)
     db = settings.db_path  # closed up to 40, head 43
-    committer = BatchCommitter(settings, open_ledger(settings))
+    open_ledger(settings)
+    committer = BatchCommitter(settings)
     try:
         committer.open()
         rebuild.rebuild(settings)  # closes up to 43

@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 
 from ledger.db import connect, connection, immediate
 from ledger.jobs import AppendSnapshot, run_alone
+from ledger.keys import load_signing
 from ledger.log import Delivery, iter_events, utcnow
 from ledger.projections import rebuild
 from ledger.projections.closing import close_movements
@@ -43,13 +44,13 @@ from tests.helpers import (
 def append_signed(settings: Settings, payloads: list[bytes]) -> None:
     """Append straight to the file (no HTTP) through the same checks and jobs the
     receiver uses."""
-    key = open_ledger(settings)
+    open_ledger(settings)
     delivery = Delivery(utcnow(), None, "POST", None, None, STORE_ID)
     jobs = [
         AppendSnapshot(delivery._replace(body_bytes=len(raw)), snapshot(raw)) for raw in payloads
     ]
     with connection(settings.db_path) as conn:
-        run_alone(conn, key, *jobs)
+        run_alone(conn, load_signing(conn, settings), *jobs)
 
 
 def test_older_snapshot_after_newer_keeps_the_order_closed_with_its_shipment(

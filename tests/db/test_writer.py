@@ -31,8 +31,8 @@ def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
     # the limit alone, first
     settings = settings.with_(wal_limit_bytes=512 * 1024, checkpoint_every_s=3600.0)
     db = settings.db_path
-    key = open_ledger(settings)
-    committer = BatchCommitter(settings, key)
+    open_ledger(settings)
+    committer = BatchCommitter(settings)
     try:
         conn = committer.open()
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
@@ -50,7 +50,7 @@ def test_checkpoints_run_beside_the_committer_and_the_wal_stays_bounded(
     finally:
         committer.close()
 
-    committer = BatchCommitter(settings.with_(checkpoint_every_s=0.05), key)
+    committer = BatchCommitter(settings.with_(checkpoint_every_s=0.05))
     try:
         committer.open()
         before = db.stat().st_size
@@ -75,8 +75,8 @@ def test_a_request_cancelled_while_it_waits_does_not_stall_the_others(
     """A request task cancelled while it waits (as uvicorn does past a graceful-shutdown
     timeout) leaves its job to the batch; the other requests of its batch, and later ones,
     are still answered."""
-    key = open_ledger(settings)
-    w = writer.Writer(settings, key)
+    open_ledger(settings)
+    w = writer.Writer(settings)
     w.start()
     blocker = sqlite3.connect(settings.db_path, isolation_level=None)
 

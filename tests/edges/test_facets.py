@@ -149,9 +149,9 @@ def test_the_dashboard_says_what_scanning_every_row_says(db: Path, tmp_path: Pat
     shutil.copy(db, old)
     conn = connect(old)
     conn.execute(
-        "INSERT INTO deliveries (received_at, method, outcome, http_status)"
-        " SELECT strftime('%Y-%m-%dT%H:%M:%fZ', min(received_at), '-31 days'), 'POST',"
-        " 'rejected', 403 FROM deliveries"
+        "INSERT INTO deliveries (id, received_at, method, outcome, http_status)"
+        " SELECT max(id) + 1, strftime('%Y-%m-%dT%H:%M:%fZ', min(received_at), '-31 days'),"
+        " 'POST', 'rejected', 403 FROM deliveries"
     )
     conn.close()
     assert rows(old, charts["outcomes"]["query"]) == rows(db, CHARTS_BY_SCAN["outcomes"])

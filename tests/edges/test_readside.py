@@ -30,8 +30,10 @@ from litestar.testing import TestClient
 
 from ledger.db import connect
 from ledger.errors import ConfigError
-from ledger.jobs import AppendSnapshot, NameFolder, RecordRejection
-from ledger.log import Delivery, read_head
+from ledger.heads import append_head
+from ledger.jobs import AppendSnapshot, Job, NameFolder, RecordRejection, run_alone
+from ledger.keys import load_signing
+from ledger.log import Delivery
 from ledger.readside.app import (
     DATASETTE_SETTINGS,
     LedgerDatasette,
@@ -475,7 +477,8 @@ def _troubled_ledger(db: Path) -> None:
     first (once or twice) and accepted later, refused and never accepted, the same bytes
     in both stores; and delivery rows inserted by hand that the receiver never writes."""
     stores = {STORE_ID: API_KEY, OTHER_STORE: OTHER_KEY}
-    key = open_ledger(Settings(db_path=db, stores=stores))
+    settings = Settings(db_path=db, stores=stores)
+    open_ledger(settings)
     rng = random.Random(20251128)
     clock = iter(range(10_000))
 
@@ -488,12 +491,13 @@ def _troubled_ledger(db: Path) -> None:
     def refuse(store_id: str, payload: bytes | None) -> None:
         sha = hashlib.sha256(payload).hexdigest() if payload is not None else None
         reason = "X-ORDER-DESK-HASH does not match the order"
-        RecordRejection(delivery(store_id), 403, reason, sha).run(conn, key, head)
+        RecordRejection(delivery(store_id), 403, reason, sha).run(conn, head)
 
     conn = connect(db)
     try:
+        signing = load_signing(conn, settings)
         conn.execute("BEGIN IMMEDIATE")
-        head = read_head(conn)
+        head = signing.read_head(conn)
         posts = []
         for n in range(12):
             order_id = str(4100000 + n % 8)  # orders 0-3 exist in both stores
@@ -512,7 +516,7 @@ def _troubled_ledger(db: Path) -> None:
                 refuse(store_id, payload)
             snap = snapshot(payload, store_id, api_key)
             for _ in range(rng.choice([1, 1, 1, 2, 3])):  # then retried or resubmitted
-                AppendSnapshot(delivery(store_id), snap).run(conn, key, head)
+                AppendSnapshot(delivery(store_id), snap).run(conn, head)
         refuse(STORE_ID, shared)  # its bytes are events in both stores
         refuse(STORE_ID, b'{"id": "4100098"}')  # never accepted
         refuse(STORE_ID, None)  # no order field at all
@@ -521,17 +525,19 @@ def _troubled_ledger(db: Path) -> None:
             payload = order_json(order_id, added="2025-05-01 09:00:00",
                                  updated="2025-05-01 09:00:00", items=[("SKU-Q", 700, 1)])  # fmt: skip
             snap = snapshot(payload)
-            once[order_id] = AppendSnapshot(delivery(STORE_ID), snap).run(conn, key, head).seq
+            once[order_id] = AppendSnapshot(delivery(STORE_ID), snap).run(conn, head).seq
         # By hand: repeated deliveries of events without an order id (and without an
         # appended delivery), a refused delivery that names a seq, and one carrying the
         # sha of an event that is not a snapshot.
         folder_seqs = [
-            NameFolder(store, 48204, "Canceled").run(conn, key, head)
+            NameFolder(store, 48204, "Canceled").run(conn, head)
             for store in (STORE_ID, OTHER_STORE)
         ]
+        append_head(conn, signing, head)  # what the receiver wrote is signed; what follows not
         insert = (
-            "INSERT INTO deliveries (received_at, method, store_id, outcome, http_status, seq,"
-            " payload_sha256) VALUES (?, 'POST', ?, ?, 200, ?, ?)"
+            "INSERT INTO deliveries (id, received_at, method, store_id, outcome, http_status,"
+            " seq, payload_sha256) VALUES ((SELECT max(id) + 1 FROM deliveries), ?, 'POST', ?,"
+            " ?, 200, ?, ?)"
         )
 
         def by_hand(outcome: str, seq: int | None, sha: str | None = None) -> None:
@@ -598,7 +604,7 @@ def test_a_replaced_index_is_dropped_at_start(ledger: Ledger, tmp_path: Path) ->
         # as a version-4 file had it, from before named steps
         conn.execute("DROP TABLE _sqlite_migrations")
         conn.execute("PRAGMA user_version = 4")
-        ensure_schema(conn)
+        ensure_schema(conn, ledger.settings)
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     finally:
         conn.close()
@@ -628,7 +634,7 @@ def _bulk_ledger(db: Path) -> None:
     """10,000 orders and enough trouble that every reconciliation view has more rows
     than a canned query could export (max_returned_rows = 1,000), in one transaction."""
     settings = Settings(db_path=db, stores={STORE_ID: API_KEY})
-    key = open_ledger(settings)
+    open_ledger(settings)
     conn = connect(db)
 
     def delivery(n: int) -> Delivery:
@@ -636,8 +642,7 @@ def _bulk_ledger(db: Path) -> None:
                         "application/x-www-form-urlencoded", 2000, STORE_ID)  # fmt: skip
 
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        head = read_head(conn)
+        jobs: list[Job] = []
         first_day = date(2021, 1, 1)
         for n in range(BULK_ORDERS):
             day = (first_day + timedelta(days=n % 1500)).isoformat()  # 1,500 days
@@ -646,18 +651,18 @@ def _bulk_ledger(db: Path) -> None:
             payload = order_json(str(500000 + n), added=added, updated=updated,
                                  items=items, total=1 if n % 6 == 0 else None,
                                  source=("Shopify", "Etsy")[n % 2])  # fmt: skip
-            AppendSnapshot(delivery(n), snapshot(payload)).run(conn, key, head)
+            jobs.append(AppendSnapshot(delivery(n), snapshot(payload)))
             if n % 8 == 0:  # a retry of the same bytes
-                AppendSnapshot(delivery(n), snapshot(payload)).run(conn, key, head)
+                jobs.append(AppendSnapshot(delivery(n), snapshot(payload)))
             if n % 7 == 0:  # an older state arriving late
                 older = order_json(str(500000 + n), added=added, updated=added, items=items[:1],
                                    total=1 if n % 6 == 0 else None, note="older",
                                    source=("Shopify", "Etsy")[n % 2])  # fmt: skip
-                AppendSnapshot(delivery(n), snapshot(older)).run(conn, key, head)
+                jobs.append(AppendSnapshot(delivery(n), snapshot(older)))
             if n % 9 == 0:
                 reason = "X-ORDER-DESK-HASH does not match the order"
-                RecordRejection(delivery(n), 403, reason, None).run(conn, key, head)
-        conn.execute("COMMIT")
+                jobs.append(RecordRejection(delivery(n), 403, reason, None))
+        run_alone(conn, load_signing(conn, settings), *jobs)
         # A projection bug, simulated, so the always-empty check has rows to export too.
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("UPDATE inventory SET open = open + 1 WHERE code < 'SKU-1500'")
@@ -756,9 +761,9 @@ def test_no_page_or_endpoint_shows_the_keys_or_the_password(ledger: Ledger) -> N
     ds = make_datasette(ledger.db, METADATA, password_hash)
     cookies = {"ds_actor": run(log_in(ds)).cookies["ds_actor"]}
     pages = run(fetch_all(ds, crawl_paths(ledger.db), cookies=cookies))
-    chain_key = ledger.settings.chain_key_path.read_text().strip()
+    signing_key = ledger.settings.signing_key_path.read_text().strip()
     for path, response in pages.items():
-        for secret in (API_KEY, PASSWORD, password_hash, password_hash.split("$")[-1], chain_key):
+        for secret in (API_KEY, PASSWORD, password_hash, password_hash.split("$")[-1], signing_key):
             assert secret not in response.text, path
 
 

@@ -13,7 +13,6 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from ledger.chain import load_key
 from ledger.db import connect
 from ledger.settings import Settings
 from ledger.signature import sign
@@ -222,7 +221,7 @@ def test_any_json_object_survives_byte_identical(
     assert variant == [("standard",)]
     conn = connect(settings.db_path, readonly=True)
     try:
-        assert verify_log(conn, load_key(settings.chain_key_path)).intact
+        assert verify_log(conn).intact
     finally:
         conn.close()
 

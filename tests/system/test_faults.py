@@ -271,6 +271,7 @@ def test_backup_while_posting_is_a_verified_prefix(tmp_path: Path) -> None:
     live = rows(db, "SELECT seq, hash FROM events ORDER BY seq")
     assert 0 < len(copied) < len(live), "the backup was taken mid-load"
     assert live[: len(copied)] == copied
+    assert sorted(p.name for p in tmp_path.glob("backup.db*")) == ["backup.db"], "no key"
     verified = ledger("verify", "--db", str(copy), env=env)
     assert verified.returncode == 0, verified.stderr
     assert ledger("backup", str(copy), env=env).returncode == 1  # never overwrites
@@ -295,8 +296,11 @@ def test_the_api_key_never_appears_in_logs_answers_or_pages(tmp_path: Path) -> N
         server.stop()
     logs = server.output()
     assert "receiver on" in logs  # the log was captured
+    signing_key = (tmp_path / "ledger.db.signing-key").read_text().strip()
+    seed = signing_key.rsplit("+", 1)[1]
     for text in [*seen, logs]:
         assert API_KEY not in text
+        assert signing_key not in text and seed not in text
 
 
 def test_a_killed_writer_process_is_replaced(tmp_path: Path) -> None:

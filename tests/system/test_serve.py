@@ -124,3 +124,33 @@ def test_a_body_cut_short_is_recorded_as_rejected(tmp_path: Path) -> None:
         ("rejected", 400, "body ended before its announced length")
     ]
     assert rows(db, "SELECT count(*) FROM events") == [(0,)]
+
+
+def test_signed_heads_leave_the_machine(tmp_path: Path) -> None:
+    """GET /head serves the latest signed head; an auditor's `ledger witness URL` keeps it
+    (the key pinned on first use, then remembered); `--publish-to` writes heads while the
+    server runs and the last one at shutdown; `ledger verify` agrees with all of them."""
+    db, witness, published = tmp_path / "ledger.db", tmp_path / "witness", tmp_path / "published"
+    env = ledger_env(db)
+    server = start_server(db, "--publish-to", str(published), "--publish-every", "0.2")
+    try:
+        assert post_order(server.base, sample("a-new-order")).status_code == 200
+        head = httpx.get(f"{server.base}/head", timeout=10)
+        assert head.status_code == 200 and head.text.splitlines()[1] == "1"
+        vkey = ledger("key", "show", env=env).stdout.strip()
+        first = ledger("witness", f"{server.base}/head", "--into", str(witness), env=env)
+        assert first.returncode == 1 and "--public-key" in first.stderr, "no key yet"
+        kept = ledger("witness", f"{server.base}/head", "--into", str(witness),
+                      "--public-key", vkey, env=env)  # fmt: skip
+        assert kept.returncode == 0, kept.stderr
+        for name in ("b-updated-shipped-closed", "c-unicode-discount-percent"):
+            assert post_order(server.base, sample(name)).status_code == 200
+        again = ledger("witness", f"{server.base}/head", "--into", str(witness), env=env)
+        assert again.returncode == 0 and again.stdout.startswith("kept 000000000003-")
+    finally:
+        assert server.stop() == 0
+    last = sorted(published.glob("*.note"))[-1]
+    assert last.name == "000000000003-000000000003.note", "the head at shutdown was published"
+    checked = ledger("verify", "--public-key", vkey, "--witness", str(witness),
+                     "--witness", str(published), env=env)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
