@@ -2,17 +2,16 @@
 
 An event's ``hash`` is
 
-    SHA-256("orderdesk-ledger/chain/v2\\n" || JSON [seq, type, received_at, store_id,
-            order_id, order_updated_at, payload_sha256, prev_hash])
+    SHA-256("orderdesk-ledger/chain/v2\\n" || JSON of the event's row)
 
-and a delivery's ``hash`` is
+over its columns but ``payload`` (its sha256 is a column) and ``hash``, and a delivery's
 
-    SHA-256("orderdesk-ledger/deliveries/v1\\n" || JSON [id, received_at, remote_addr,
-            method, content_type, body_bytes, store_id, outcome, http_status, reason,
-            signature_variant, payload_sha256, order_id, seq, previous delivery's hash])
+    SHA-256("orderdesk-ledger/deliveries/v1\\n" || JSON of the delivery's row)
 
-as lowercase hex, where JSON is compact (``,`` and ``:`` without spaces) and UTF-8
-(non-ASCII unescaped), with ``null`` for a missing value. Editing, deleting or reordering
+over its columns but ``hash``, with the previous delivery's hash as ``prev_hash``; as
+lowercase hex. JSON is an object of the row's non-null values, keys sorted, compact
+(``,`` and ``:`` without spaces), UTF-8 unescaped: a column added later, empty on the rows
+before it, leaves their hashes as they were. Editing, deleting or reordering
 a row changes every hash after it; what says a chain was not rewritten whole is the
 signed heads (``heads.py``). Files from before signed heads chained events with an
 HMAC keyed by a secret (``legacy_link``); their prefix is attested by a digest in the
@@ -24,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .errors import ChainKeyError
@@ -34,23 +33,27 @@ EVENTS_V2 = b"orderdesk-ledger/chain/v2\n"
 DELIVERIES_V1 = b"orderdesk-ledger/deliveries/v1\n"
 
 
-def message(fields: Sequence[object]) -> bytes:
-    return json.dumps(list(fields), ensure_ascii=False, separators=(",", ":")).encode()
+def message(row: Mapping[str, object]) -> bytes:
+    """The row as an auditor hashes it: its non-null values, keys sorted, compact."""
+    values = {k: v for k, v in row.items() if v is not None}
+    return json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def event_link(fields: Sequence[object]) -> str:
-    """An event's hash from its chained fields (``log.CHAINED``, prev_hash last)."""
-    return hashlib.sha256(EVENTS_V2 + message(fields)).hexdigest()
+def event_link(row: Mapping[str, object]) -> str:
+    """An event's hash from its chained columns (``log.CHAINED``, prev_hash among them)."""
+    return hashlib.sha256(EVENTS_V2 + message(row)).hexdigest()
 
 
-def delivery_link(fields: Sequence[object], prev: str) -> str:
+def delivery_link(row: Mapping[str, object], prev: str) -> str:
     """A delivery's hash from its columns (``log.DELIVERY_CHAINED``) and the previous hash."""
-    return hashlib.sha256(DELIVERIES_V1 + message([*fields, prev])).hexdigest()
+    return hashlib.sha256(DELIVERIES_V1 + message({**row, "prev_hash": prev})).hexdigest()
 
 
 def legacy_link(key: bytes, fields: Sequence[object]) -> str:
-    """An event's hash in a file from before signed heads: an HMAC under the chain key."""
-    return hmac.new(key, message(fields), hashlib.sha256).hexdigest()
+    """An event's hash in a file from before signed heads: an HMAC under the chain key over
+    its chained values as a JSON list."""
+    text = json.dumps(list(fields), ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def payload_digest(payload: str) -> str:
@@ -65,8 +68,8 @@ class Shadow:
         self._digest = hashlib.sha256(b"orderdesk-ledger/legacy-prefix/v1\n")
         self.rows = 0
 
-    def add(self, fields: Sequence[object], stored_hash: str | None = None) -> None:
-        self._digest.update(message([*fields, stored_hash]) + b"\n")
+    def add(self, row: Mapping[str, object]) -> None:
+        self._digest.update(message(row) + b"\n")
         self.rows += 1
 
     def hexdigest(self) -> str:

@@ -57,7 +57,7 @@ def events_digest(conn: sqlite3.Connection, key: bytes | None) -> tuple[int, str
                 f"the log does not verify with its chain key at seq {expected}: {what};"
                 " refusing to sign over it"
             )
-        shadow.add(fields, digest)
+        shadow.add({**dict(zip(CHAINED, fields, strict=True)), "hash": digest})
         expected, prev = expected + 1, digest
     return shadow.rows, shadow.hexdigest()
 
@@ -67,7 +67,7 @@ def deliveries_digest(conn: sqlite3.Connection) -> tuple[int, str]:
     for row in _rows(conn, READ_DELIVERIES):
         if row[0] != shadow.rows + 1:
             raise ChainKeyError(f"deliveries skip from id {shadow.rows} to {row[0]}")
-        shadow.add(row)
+        shadow.add(dict(zip(DELIVERY_CHAINED, row, strict=True)))
     return shadow.rows, shadow.hexdigest()
 
 

@@ -178,7 +178,7 @@ def read_head(conn: sqlite3.Connection, legacy_deliveries: str = GENESIS) -> Hea
 
 def append_event(conn: sqlite3.Connection, head: Head, event: StoredEvent, sha: str) -> None:
     """Append ``event`` after ``head`` (its seq must be the next) and move the head on."""
-    digest = event_link((*event[:-1], sha, head.hash))
+    digest = event_link(dict(zip(CHAINED, (*event[:-1], sha, head.hash), strict=True)))
     conn.execute(INSERT_EVENT, (*event, sha, head.hash, digest))
     head.seq, head.hash = event.seq, digest
 
@@ -188,7 +188,7 @@ def record_delivery(
 ) -> None:
     """Append a delivery after ``head``, chained to the one before, and move the head on."""
     fields = (head.delivery_id + 1, *delivery, *verdict)
-    digest = delivery_link(fields, head.delivery_hash)
+    digest = delivery_link(dict(zip(DELIVERY_CHAINED, fields, strict=True)), head.delivery_hash)
     conn.execute(INSERT_DELIVERY, (*fields, digest))
     head.delivery_id, head.delivery_hash = fields[0], digest
 

@@ -122,12 +122,13 @@ def _events(conn: sqlite3.Connection, anchor: Anchor, wanted: dict[int, str]) ->
     for row in _rows(conn, EVENTS):
         fields, digest, payload = row[:width], row[width], row[width + 1]
         what = event_problem(fields, payload, expected, prev)
-        if what is None and expected > anchor.events and event_link(fields) != digest:
+        chained = dict(zip(CHAINED, fields, strict=True))
+        if what is None and expected > anchor.events and event_link(chained) != digest:
             what = "hash does not match the event's fields (edited, or its chain recomputed)"
         if what:
             raise Tampered(f"seq {min(int(fields[0]), expected)}", what)
         if expected <= anchor.events:
-            legacy.add(fields, digest)
+            legacy.add({**chained, "hash": digest})
             if expected == anchor.events and legacy.hexdigest() != anchor.events_digest:
                 raise Tampered(f"seq 1..{expected}", "differs from what the anchor signed")
         if expected in wanted:
@@ -141,8 +142,8 @@ def _events(conn: sqlite3.Connection, anchor: Anchor, wanted: dict[int, str]) ->
 def _deliveries(conn: sqlite3.Connection, anchor: Anchor, wanted: dict[int, str]) -> int:
     expected, prev, legacy = 1, anchor.chained_deliveries_from, Shadow()
     for row in _rows(conn, DELIVERIES):
-        fields, digest = row[:-1], row[-1]
-        if fields[0] != expected:
+        fields, digest = dict(zip(DELIVERY_CHAINED, row[:-1], strict=True)), row[-1]
+        if fields["id"] != expected:
             raise Tampered(f"delivery {expected}", "deliveries before it were deleted")
         if expected <= anchor.deliveries:
             legacy.add(fields)

@@ -25,7 +25,7 @@ from litestar.testing import TestClient
 from ledger.chain import delivery_link, event_link
 from ledger.heads import SignedHead, note_text
 from ledger.keys import read_key
-from ledger.log import CHAINED
+from ledger.log import CHAINED, DELIVERY_CHAINED
 from ledger.note import Signer
 from ledger.settings import Settings
 from ledger.testing import ledger_env, signed_form
@@ -80,7 +80,7 @@ def _relink_events(conn: sqlite3.Connection, start: int) -> None:
         f"SELECT {', '.join(CHAINED)} FROM events WHERE seq >= ? ORDER BY seq", (start,)
     ).fetchall():
         fields = (*row[:-1], prev)
-        prev = event_link(fields)
+        prev = event_link(dict(zip(CHAINED, fields, strict=True)))
         conn.execute(
             "UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (fields[-1], prev, row[0])
         )
@@ -112,13 +112,14 @@ def forge_appended_event(conn: sqlite3.Connection, _: Path) -> None:
     sha = hashlib.sha256(payload.encode()).hexdigest()
     fields = (seq + 1, "OrderSnapshotReceived", "2026-01-01T00:00:00.000000Z", "70412", "999",
               None, sha, prev)  # fmt: skip
+    link = event_link(dict(zip(CHAINED, fields, strict=True)))
     conn.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)",
-                 (*fields[:6], payload, sha, prev, event_link(fields)))  # fmt: skip
+                 (*fields[:6], payload, sha, prev, link))  # fmt: skip
     did, dprev = conn.execute("SELECT id, hash FROM deliveries ORDER BY id DESC LIMIT 1").fetchone()
     delivery = (did + 1, "2026-01-01T00:00:00.000000Z", "127.0.0.1", "POST", None, 10, "70412",
                 "appended", 200, None, "standard", sha, "999", seq + 1)  # fmt: skip
-    conn.execute(f"INSERT INTO deliveries VALUES ({', '.join('?' * 15)})",
-                 (*delivery, delivery_link(delivery, dprev)))  # fmt: skip
+    dlink = delivery_link(dict(zip(DELIVERY_CHAINED, delivery, strict=True)), dprev)
+    conn.execute(f"INSERT INTO deliveries VALUES ({', '.join('?' * 15)})", (*delivery, dlink))
 
 
 def truncate_with_deliveries_and_heads(conn: sqlite3.Connection, _: Path) -> None:
