@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -240,3 +241,87 @@ def running_server(db: Path, *args: str, **options: Any) -> Iterator[Served]:
         yield served
     finally:
         served.stop()
+
+
+# --- a probe: signed posts at a steady rate, while something else goes on ---------------------
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` now, in MB (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    lines = (line.split() for line in status.splitlines())
+    return next((int(f[1]) / 1024 for f in lines if f and f[0] == "VmRSS:"), 0.0)
+
+
+@dataclass
+class ProbePost:
+    started: float  # monotonic
+    seconds: float
+    status: int  # 0: no answer at all
+    answer: str
+
+
+class Probe:
+    """Signed posts of new orders to ``base`` at ``rate`` per second from a thread, each on
+    a new connection as Order Desk sends them, until the block ends (or ``limit_s``). It
+    samples the resident memory of ``watch_pid`` after every post."""
+
+    def __init__(self, base: str, *, rate: float = 20, prefix: str = "probe",
+                 watch_pid: int | None = None, limit_s: float = 300) -> None:  # fmt: skip
+        self.url, self.rate, self.prefix, self.limit_s = f"{base}/orderdesk", rate, prefix, limit_s
+        self.watch_pid = watch_pid
+        self.posts: list[ProbePost] = []
+        self.peak_rss_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        n = 0
+        while not self._stop.is_set() and time.monotonic() - t0 < self.limit_s:
+            self._post(n)
+            n += 1
+            self._stop.wait(max(0.0, t0 + n / self.rate - time.monotonic()))
+
+    def _post(self, n: int) -> None:
+        form = signed_form(encode(order(f"{self.prefix}-{n}", items=[("PROBE-1", 100, 1)])))
+        request = urllib.request.Request(self.url, form["content"], form["headers"])
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, answer = response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            status, answer = exc.code, exc.read().decode(errors="replace")
+        except OSError as exc:
+            status, answer = 0, repr(exc)
+        self.posts.append(ProbePost(started, time.monotonic() - started, status, answer.strip()))
+        if self.watch_pid is not None:
+            self.peak_rss_mb = max(self.peak_rss_mb, rss_mb(self.watch_pid))
+
+    def failures(self) -> list[ProbePost]:
+        return [p for p in self.posts if p.status != 200]
+
+    def slowest_s(self) -> float:
+        return max((p.seconds for p in self.posts), default=0.0)
+
+    def quantile_ms(self, q: float) -> float:
+        times = sorted(p.seconds for p in self.posts)
+        return times[min(len(times) - 1, int(q * len(times)))] * 1000 if times else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.posts)} posts, {len(self.failures())} failed,"
+            f" p50 {self.quantile_ms(0.5):.1f} ms, p99 {self.quantile_ms(0.99):.1f} ms,"
+            f" slowest {self.slowest_s() * 1000:.0f} ms, peak RSS {self.peak_rss_mb:.0f} MB"
+        )
