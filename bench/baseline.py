@@ -22,7 +22,8 @@ import signal
 import uvicorn
 from litestar import Litestar, MediaType, Request, Response, get, post
 
-from ledger.serve import _Server, bind
+from ledger.listen import ACCEPT_BATCH, bind
+from ledger.serve import _Server
 
 
 @post("/orderdesk", status_code=200, media_type=MediaType.TEXT)
@@ -45,7 +46,9 @@ async def serve(host: str, port: int) -> None:
     gc.collect()
     gc.freeze()
     server = _Server(
-        uvicorn.Config(create_app(), log_level="info", lifespan="on", access_log=False)
+        uvicorn.Config(
+            create_app(), log_level="info", lifespan="on", access_log=False, backlog=ACCEPT_BATCH
+        )
     )
     loop = asyncio.get_running_loop()
 

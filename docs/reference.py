@@ -69,14 +69,14 @@ def commands(*, options: bool = True) -> str:
 
 def answers() -> str:
     """What the receiver answers, by the refusal classes that choose each status."""
-    lines = [_row("situation", "status", "body (one line)"), _row("---", "---", "---")]
-    lines.append(_row("new snapshot, committed durably", 200, "`appended as seq N`"))
-    lines.append(_row("exact bytes already in the log", 200, "`duplicate of seq N`"))
+    lines = [_row("situation", "answer"), _row("---", "---")]
+    lines.append(_row("new snapshot, committed durably", "200 `appended as seq N`"))
+    lines.append(_row("exact bytes already in the log", "200 `duplicate of seq N`"))
     for refusal in REFUSALS:
         for situation in refusal.situations:
-            lines.append(_row(situation, refusal.status, "what was wrong"))
+            lines.append(_row(situation, refusal.status))
     lines.append(_row("the database cannot record it now (disk full, locked, read-only)",
-                      "503 + `Retry-After`", "Order Desk retries"))  # fmt: skip
+                      "503 + `Retry-After`"))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -115,7 +115,7 @@ def serve(
 ) -> None:
     """Receive posts on POST /orderdesk and serve the file through Datasette."""
     from .publish import Publish
-    from .readside.app import password_hash_from
+    from .readside.login import password_hash_from
     from .serve import Addresses
     from .serve import serve as run
     from .startup import open_ledger

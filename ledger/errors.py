@@ -31,7 +31,7 @@ class Rejected(LedgerError):
 class BadPost(Rejected):
     status = 400
     situations = (
-        "no `order` form field, or more than one; not a form post",
+        "no `order` form field, or more than one; not a form post; over 32 fields",
         "`order` not UTF-8, not JSON, not an object, no `id`, nested deeper than 64",
         "body cut short",
     )

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .chain import GENESIS, delivery_link, event_link
 from .events import StoredEvent
@@ -52,8 +52,8 @@ class DeliveryId(NamedTuple):
     id: int
 
 
-class Delivery(NamedTuple):
-    """What the receiver knows about one POST attempt before judging it."""
+class Attempt(NamedTuple):
+    """What the receiver knows about one POST attempt before judging it (columns)."""
 
     received_at: str
     remote_addr: str | None
@@ -61,6 +61,44 @@ class Delivery(NamedTuple):
     content_type: str | None
     body_bytes: int | None
     store_id: str | None
+
+
+class HeaderLengths(NamedTuple):
+    """A header value a refused post sent is kept to HEADER_BOUND characters; its length
+    says how long it was (None: kept whole)."""
+
+    content_type_length: int | None
+    store_id_length: int | None
+
+
+# Each attempt costs at most about half a kilobyte, however long the headers it sent.
+HEADER_BOUND = 100
+
+
+class Delivery(NamedTuple):
+    """An attempt as the receiver records it: its header values bounded."""
+
+    received_at: str
+    remote_addr: str | None
+    method: str
+    content_type: str | None
+    body_bytes: int | None
+    store_id: str | None
+    content_type_length: int | None = None
+    store_id_length: int | None = None
+
+    @classmethod
+    def of(cls, at: str, peer: str | None, method: str, content_type: str | None,
+           body_bytes: int | None, store_id: str | None) -> Delivery:  # fmt: skip
+        ct, ct_length = _bounded(content_type)
+        sid, sid_length = _bounded(store_id)
+        return cls(at, peer, method, ct, body_bytes, sid, ct_length, sid_length)
+
+
+def _bounded(value: str | None) -> tuple[str | None, int | None]:
+    if value is None or len(value) <= HEADER_BOUND:
+        return value, None
+    return value[:HEADER_BOUND], len(value)
 
 
 class Verdict(NamedTuple):
@@ -81,7 +119,7 @@ class DeliveryLink(NamedTuple):
 
 DELIVERIES = Table(
     "deliveries",
-    (DeliveryId, Delivery, Verdict, DeliveryLink),
+    (DeliveryId, Attempt, Verdict, DeliveryLink, HeaderLengths),
     primary_key=("id",),
     checks={"outcome": f"outcome IN ({', '.join(repr(o) for o in OUTCOMES)})"},
     references={"seq": "events (seq)"},
@@ -91,7 +129,7 @@ DELIVERIES = Table(
         "deliveries_outcome": "deliveries (outcome, received_at)",
     },
 )
-DELIVERY_CHAINED = DELIVERIES.column_names[:-1]  # every column but the hash
+DELIVERY_CHAINED = tuple(c for c in DELIVERIES.column_names if c != "hash")
 LOG_TABLES = (EVENTS, DELIVERIES)
 
 
@@ -135,7 +173,12 @@ BEGIN SELECT RAISE(ABORT, 'events: seq must follow the last seq and prev_hash it
 )
 
 INSERT_EVENT = EVENTS.insert_sql()
-INSERT_DELIVERY = DELIVERIES.insert_sql()
+INSERT_DELIVERY = (
+    f"INSERT INTO deliveries ({', '.join(DELIVERIES.column_names)})"
+    f" VALUES ({', '.join(':' + c for c in DELIVERIES.column_names)})"
+)
+_RECORDED = ("id", *Delivery._fields, *Verdict._fields)
+assert set(_RECORDED) == set(DELIVERY_CHAINED), "record_delivery sets every column"
 FIND_DUPLICATE = "SELECT seq FROM events WHERE store_id = ? AND payload_sha256 = ?"
 
 
@@ -187,10 +230,12 @@ def record_delivery(
     conn: sqlite3.Connection, head: Head, delivery: Delivery, verdict: Verdict
 ) -> None:
     """Append a delivery after ``head``, chained to the one before, and move the head on."""
-    fields = (head.delivery_id + 1, *delivery, *verdict)
-    digest = delivery_link(dict(zip(DELIVERY_CHAINED, fields, strict=True)), head.delivery_hash)
-    conn.execute(INSERT_DELIVERY, (*fields, digest))
-    head.delivery_id, head.delivery_hash = fields[0], digest
+    row: dict[str, Any] = dict(
+        zip(_RECORDED, (head.delivery_id + 1, *delivery, *verdict), strict=True)
+    )
+    row["hash"] = delivery_link(row, head.delivery_hash)
+    conn.execute(INSERT_DELIVERY, row)
+    head.delivery_id, head.delivery_hash = row["id"], row["hash"]
 
 
 def find_duplicate(conn: sqlite3.Connection, store_id: str, sha: str) -> int | None:

@@ -118,6 +118,17 @@ def heads_signed(db: sqlite_utils.Database, settings: Settings) -> None:
     start_signing(db.conn, signing_key(settings, create=True), anchor_for(db.conn, key))
 
 
+@step(projections_only=False)
+def delivery_headers_bounded(db: sqlite_utils.Database, settings: Settings) -> None:
+    """A refused attempt's header values are kept to a bound, with their lengths."""
+    from .log import HeaderLengths
+
+    columns = db["deliveries"].columns_dict
+    for name in HeaderLengths._fields:
+        if name not in columns:
+            db["deliveries"].add_column(name, int)  # type: ignore[union-attr]
+
+
 SCHEMA_VERSION = FIRST_VERSION + len(STEPS)
 
 

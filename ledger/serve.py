@@ -1,4 +1,5 @@
-"""Run the receiver and Datasette in one process, on one file; SIGTERM drains both."""
+"""``ledger serve``: the receiver in this process, the read side in a supervised child,
+one file; SIGTERM drains the receiver, then stops the read side."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import asyncio
 import gc
 import logging
 import signal
-import socket
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import uvicorn
 
-from .errors import ConfigError
+from .listen import ACCEPT_BATCH, bind, connection_cap, guarded_protocol
 from .publish import Publish, publish_heads
-from .readside.app import datasette_app
+from .readside.app import length_limit_for
+from .readside.process import ReadSideConfig, supervise
 from .settings import Settings
 from .web import create_app
 
@@ -33,22 +34,6 @@ class _Server(uvicorn.Server):
         return nullcontext()
 
 
-def bind(host: str, port: int, what: str) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
-    # and without it every keep-alive response waits ~40 ms for delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 class Addresses(NamedTuple):
     host: str
     port: int
@@ -65,36 +50,40 @@ async def serve(
 ) -> None:
     receiver_sock = bind(at.host, at.port, "the receiver")
     datasette_sock = bind(at.datasette_host, at.datasette_port, "Datasette")
-    app = create_app(settings)
-    datasette = datasette_app(
-        settings.db_path, metadata, datasette_password_hash, settings.datasette_user
+    read_side = ReadSideConfig(
+        datasette_sock.fileno(), str(settings.db_path), str(metadata) if metadata else None,
+        datasette_password_hash, settings.datasette_user, settings.header_timeout_s,
+        settings.max_connections, length_limit_for(settings.max_body_bytes),
+    )  # fmt: skip
+    protocol = guarded_protocol(
+        "receiver", settings.header_timeout_s, connection_cap(settings.max_connections)
     )
-    servers = [
-        _Server(uvicorn.Config(app, log_level="info", lifespan="on", access_log=False)),
-        _Server(uvicorn.Config(datasette, log_level="warning", lifespan="off")),
-    ]
-    # Everything built so far (both apps, their modules) lives as long as the process:
-    # out of the collector's way, a full collection pauses a page for ~7 ms, not ~30.
+    server = _Server(
+        uvicorn.Config(
+            create_app(settings), http=protocol, log_level="info", lifespan="on",
+            access_log=False, backlog=ACCEPT_BATCH,
+        )
+    )  # fmt: skip
+    # Everything built so far lives as long as the process: out of the collector's way.
     gc.collect()
     gc.freeze()
     loop = asyncio.get_running_loop()
 
     def shutdown() -> None:
         log.info("shutting down: draining requests")
-        for server in servers:
-            server.should_exit = True
+        server.should_exit = True
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
     log.info("receiver on http://%s:%d/orderdesk, Datasette on http://%s:%d/", *at)
     stopped = asyncio.Event()
+    reading = asyncio.create_task(supervise(read_side, stopped))
     publishing = asyncio.create_task(publish_heads(settings, publish, stopped)) if publish else None
     try:
-        await asyncio.gather(
-            servers[0].serve(sockets=[receiver_sock]), servers[1].serve(sockets=[datasette_sock])
-        )
+        await server.serve(sockets=[receiver_sock])
     finally:
         stopped.set()
+        await reading
         if publishing is not None:
             await publishing
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -69,6 +69,14 @@ class Settings:
     body_timeout_s: float = setting(
         25.0, "time to receive a post's body (then 408)", "LEDGER_BODY_TIMEOUT_S", shown="25 s"
     )
+    header_timeout_s: float = setting(
+        5.0, "time to send a request's headers (then the connection is closed)",
+        "LEDGER_HEADER_TIMEOUT_S", shown="5 s",
+    )  # fmt: skip
+    max_connections: int = setting(
+        1024, "connections per server; past it the oldest still sending headers are closed",
+        "LEDGER_MAX_CONNECTIONS",
+    )  # fmt: skip
     busy_timeout_ms: int = setting(
         DEFAULT_BUSY_TIMEOUT_MS,
         "how long a write waits for a lock another process holds (a rebuild's swap), then"

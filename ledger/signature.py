@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from urllib.parse import unquote_to_bytes
 
 from .errors import NotSigned
+from .form import percent_decode
 
 STANDARD = "standard"
 LEGACY = "legacy-rawurldecode"
@@ -25,7 +25,7 @@ def check_signature(order: bytes, claimed: str | None, api_key: str) -> str:
     if hmac.compare_digest(sign(api_key, order), claimed):
         return STANDARD
     # Older official samples hashed rawurldecode(order): a second percent-decoding.
-    legacy = unquote_to_bytes(order)
+    legacy = percent_decode(order)
     if legacy != order and hmac.compare_digest(sign(api_key, legacy), claimed):
         return LEGACY
     raise NotSigned("X-ORDER-DESK-HASH does not match the order")

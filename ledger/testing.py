@@ -8,8 +8,10 @@ from an installed package too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -164,16 +166,21 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float = 60) -> 
     raise RuntimeError(f"the server did not answer {url} within {timeout:g} s")
 
 
-def wait_listening(port: int, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
-    """Until something accepts connections on 127.0.0.1:``port`` (a page may need a login)."""
+def wait_answering(url: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Until ``url`` gives any HTTP answer (a page may need a login): a socket that
+    accepts is not yet a server that answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
             return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing answered {url} after {timeout:g} s")
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> int:
@@ -186,6 +193,10 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> int:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # anything left in the group
     return proc.wait()
+
+
+def _limit_fds(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
 
 @dataclass
@@ -206,10 +217,11 @@ class Served:
 
 def start_server(
     db: Path, *args: str, env: Mapping[str, str] | None = None, log: Path | None = None,
-    module: str = "ledger",
+    module: str = "ledger", fd_limit: int | None = None,
 ) -> Served:  # fmt: skip
     """``python -m ledger serve`` (or ``module``) on free ports, in its own process group,
-    its output in ``log``; returns once both servers answer."""
+    its output in ``log``, with at most ``fd_limit`` descriptors (soft and hard); returns
+    once both servers answer."""
     port, ds_port = free_port(), free_port()
     log = log or db.with_name(f"{db.name}.serve-{port}.log")
     command = [sys.executable, "-m", module, "serve", "--port", str(port),
@@ -219,11 +231,12 @@ def start_server(
         proc = subprocess.Popen(
             command, env=dict(env or ledger_env(db)), stdout=out, stderr=subprocess.STDOUT,
             cwd=db.parent, start_new_session=True,
+            preexec_fn=None if fd_limit is None else functools.partial(_limit_fds, fd_limit),
         )  # fmt: skip
     served = Served(proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ds_port}", log)
     try:
         wait_healthy(f"{served.base}/healthz", proc)
-        wait_listening(ds_port, proc)
+        wait_answering(f"{served.datasette}/-/versions.json", proc)
     except Exception:
         served.stop()
         raise RuntimeError(f"ledger serve did not start: {served.output()[-2000:]}") from None

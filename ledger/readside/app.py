@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from datasette.database import Database
 from datasette.utils import parse_metadata
 from datasette.utils.asgi import Forbidden
 
+from ..db import uri
 from ..errors import ConfigError
 from ..projections.tables import ORDER_FACETS
 
@@ -68,30 +70,30 @@ def load_metadata(path: Path | None, db_name: str = METADATA_DB) -> dict[str, An
     return metadata
 
 
-def hash_password(password: str) -> str:
-    from datasette_auth_passwords.utils import hash_password as _hash
+# The largest value a read-side query may build (``zeroblob``, ``group_concat``, ``hex``):
+# a payload is at most one post, and twice one post covers its hex.
+DEFAULT_LENGTH_LIMIT = 16 * 1024 * 1024
 
-    return str(_hash(password))
 
-
-def password_hash_from(password: str | None, configured: str | None) -> str | None:
-    """The hash to guard Datasette with: from a password given now, else the configured
-    hash (``LEDGER_DATASETTE_PASSWORD_HASH``)."""
-    if password is not None:
-        if not password.strip():
-            raise ConfigError("--datasette-password: an empty password protects nothing")
-        return hash_password(password)
-    configured = (configured or "").strip()
-    if configured and configured.count("$") != 3:
-        raise ConfigError(
-            "LEDGER_DATASETTE_PASSWORD_HASH is not a pbkdf2_sha256$iterations$salt$hash value"
-            " (make one with: datasette hash-password)"
-        )
-    return configured or None
+def length_limit_for(max_body_bytes: int) -> int:
+    return max(DEFAULT_LENGTH_LIMIT, 2 * max_body_bytes + 1024 * 1024)
 
 
 class ReadOnlyDatabase(Database):  # type: ignore[misc]
-    """Datasette's one write path, closed: nothing served here can change the file."""
+    """Datasette's one write path, closed: nothing served here can change the file; and
+    no query can build a value larger than ``length_limit`` bytes."""
+
+    def __init__(self, *args: Any, length_limit: int = DEFAULT_LENGTH_LIMIT, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.length_limit = length_limit
+
+    def connect(self, write: bool = False) -> sqlite3.Connection:
+        # Datasette's own puts the path into a URI unescaped: a '?' or '#' in it opens
+        # another file.
+        conn = sqlite3.connect(uri(self.path, mode="ro"), uri=True, check_same_thread=False)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.length_limit)
+        self._all_file_connections.append(conn)
+        return conn
 
     async def execute_write_fn(self, fn: Any, block: bool = True) -> Any:
         raise Forbidden("the ledger's read side is read-only")
@@ -144,6 +146,7 @@ def make_datasette(
     password_hash: str | None = None,
     settings: Mapping[str, Any] | None = None,
     user: str = DEFAULT_USER,
+    length_limit: int = DEFAULT_LENGTH_LIMIT,
 ) -> LedgerDatasette:
     """A Datasette on the live file, mutable (so it sees new rows), never writing;
     ``settings`` over DATASETTE_SETTINGS; with ``password_hash``, ``user`` must log in."""
@@ -168,14 +171,6 @@ def make_datasette(
         auth=auth,
     )
     ds.remove_database(name)
-    ds.add_database(ReadOnlyDatabase(ds, path=str(db_path), is_mutable=True), name=name)
+    database = ReadOnlyDatabase(ds, path=str(db_path), is_mutable=True, length_limit=length_limit)
+    ds.add_database(database, name=name)
     return ds
-
-
-def datasette_app(
-    db_path: Path,
-    metadata: Path | None = None,
-    password_hash: str | None = None,
-    user: str = DEFAULT_USER,
-) -> Any:
-    return make_datasette(db_path, metadata, password_hash, user=user).app()

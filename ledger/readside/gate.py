@@ -6,9 +6,11 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from datasette.utils import path_with_format
 from datasette.utils.asgi import Request, Response
 
 from .app import LedgerDatasette
+from .render import PAGE, PageBudget
 
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
@@ -67,6 +69,7 @@ def gate(ds: LedgerDatasette, app: ASGIApp) -> ASGIApp:
                 response = Response.text("401 Unauthorized: log in first\n", status=401)
             await response.asgi_send(send)
             return
+        PAGE.set(PageBudget(path_with_format(request=Request(scope, receive), format="json")))
         await app(scope, receive, send)
 
     return gated

@@ -35,6 +35,14 @@ def _wrapper(fn: _F) -> _F:
 FacetClasses = list[list[type[Any]]]
 
 
+def _order_id(row: Any) -> str | None:
+    """The order a row names in its own column: an event's page names what the ledger
+    recorded, not the first ``"id"`` in the payload's text (an item's, as often as not)."""
+    keys = row.keys() if hasattr(row, "keys") else ()
+    value = row["order_id"] if "order_id" in keys else None
+    return value if isinstance(value, str) else None
+
+
 OPEN_PAYLOAD_JS = "document.querySelectorAll('details.payload').forEach(d => d.open = true);"
 FOLD_DESCRIPTIONS_JS = """
 document.querySelectorAll('dl.column-descriptions').forEach(dl => {
@@ -62,13 +70,16 @@ class _Hooks:
 
     @_hook
     def render_cell(
-        self, value: Any, column: str, table: str | None, database: str, datasette: Datasette
-    ) -> Markup | None:
+        self, row: Any, value: Any, column: str, table: str | None, database: str,
+        datasette: Datasette,
+    ) -> Markup | None:  # fmt: skip
         if not isinstance(datasette, LedgerDatasette):
             return None
+        order_id = _order_id(row) if column == "payload" else None
         return render_value(
-            value, column, table, datasette.database_url(database), datasette.currency_symbol
-        )
+            value, column, table, datasette.database_url(database), datasette.currency_symbol,
+            order_id,
+        )  # fmt: skip
 
     @_wrapper
     def register_facet_classes(self) -> Generator[None, Result[FacetClasses], None]:

@@ -1,7 +1,10 @@
-"""Readable values: how the ledger's cells show on a page. Pure functions only.
+"""Readable values: how the ledger's cells show on a page.
 
 Exports keep the stored values; only the HTML changes (money as money, timestamps with
-their zone, JSON pretty-printed without changing a character, links to histories).
+their zone, JSON pretty-printed without changing a character, links to histories). Pure
+functions, and one budget a page's cells share: pretty JSON is bounded per cell and per
+page in bytes and time, and past the bound a cell shows the start of its text with a link
+to the page's ``.json``, which holds every value whole.
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,8 +25,30 @@ JSON_COLUMNS = frozenset({"payload", "variation"})
 SEQ_COLUMNS = frozenset(
     {"seq", "first_seq", "last_seq", "already_had_seq", "same_payload_seq", "event_seq"}
 )
-PRETTY_LIMIT = 256 * 1024
+CELL_PRETTY_BYTES = 256 * 1024  # a longer value is shown as text, cut at CELL_TEXT_CHARS
+CELL_TEXT_CHARS = 2_000
+PAGE_PRETTY_BYTES = 1024 * 1024  # what one page pretty-prints in all; then cells show text
+PAGE_PRETTY_S = 0.25
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]00:?00)?$")
+
+
+@dataclass
+class PageBudget:
+    """What one page may spend on pretty JSON: its cells share it, so a page of a thousand
+    large payloads costs about what a page of twenty does."""
+
+    full_value: str = ""  # where every value is whole: the page's own .json
+    bytes_left: int = PAGE_PRETTY_BYTES
+    deadline: float = field(default_factory=lambda: time.monotonic() + PAGE_PRETTY_S)
+
+    def spend(self, size: int) -> bool:
+        if size > CELL_PRETTY_BYTES or size > self.bytes_left or time.monotonic() > self.deadline:
+            return False
+        self.bytes_left -= size
+        return True
+
+
+PAGE: ContextVar[PageBudget | None] = ContextVar("ledger_page_budget", default=None)
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^\s{}\[\],:"]+')
@@ -90,9 +118,11 @@ def column_kind(column: str) -> str:
 
 
 def render_value(
-    value: Any, column: str, table: str | None, db_path: str, currency: str
-) -> Markup | None:
-    """HTML for one cell, or None to let Datasette render it as usual."""
+    value: Any, column: str, table: str | None, db_path: str, currency: str,
+    order_id: str | None = None,
+) -> Markup | None:  # fmt: skip
+    """HTML for one cell, or None to let Datasette render it as usual; ``order_id`` is
+    the row's own (a payload's summary names it)."""
     kind = column_kind(column)
     if not kind or isinstance(value, bool):
         return None
@@ -114,7 +144,7 @@ def render_value(
         text = escape(value)
         return Markup(f'<time datetime="{text}" title="{text}">{escape(shown)}</time>')
     if kind == "json":
-        return _render_json(value, column)
+        return _render_json(value, column, order_id, PAGE.get() or PageBudget())
     if kind == "order" and value:
         return _link(f"{db_path}/history_of_order", "order_id", value, "history of this order")
     if kind == "sku" and value:  # on its own history too: back to the first page
@@ -127,26 +157,37 @@ def _link(page: str, param: str, value: str, title: str) -> Markup:
     return Markup(f'<a href="{href}" title="{title}">{escape(value)}</a>')
 
 
-def _render_json(value: str, column: str) -> Markup | None:
-    stripped = value.strip()
-    if not stripped.startswith(("{", "[")):
+def _render_json(
+    value: str, column: str, order_id: str | None, budget: PageBudget
+) -> Markup | None:
+    if not value.lstrip().startswith(("{", "[")):
         return None
-    if len(value) > PRETTY_LIMIT:
-        pretty = (
-            value[:PRETTY_LIMIT] + "\n… (truncated here: the .json and .csv exports hold it all)"
-        )
-    else:
+    size = len(value.encode("utf-8"))
+    if budget.spend(size):
         try:
             json.loads(value)
         except ValueError:
             return None
-        pretty = reindent_json(value)
+        pretty = Markup("{}").format(reindent_json(value))
+    else:
+        pretty = _cut(value, budget.full_value)
     if column != "payload":
         return Markup('<pre class="json">{}</pre>').format(pretty)
-    summary = f"{len(value.encode('utf-8')):,} bytes of JSON"
-    order_id = re.search(r'"id"\s*:\s*"([^"]{1,40})"', value[:4096])
+    summary = f"{size:,} bytes of JSON"
     if order_id:
-        summary = f"order {order_id.group(1)} · {summary}"
+        summary = f"order {order_id} · {summary}"
     return Markup(
         '<details class="payload"><summary>{}</summary><pre class="json">{}</pre></details>'
     ).format(summary, pretty)
+
+
+def _cut(value: str, full_value: str) -> Markup:
+    shown = Markup("{}").format(value[:CELL_TEXT_CHARS])
+    rest = len(value) - CELL_TEXT_CHARS
+    if rest <= 0:
+        return shown
+    more = f"… {rest:,} more characters"
+    if not full_value:
+        return shown + Markup("\n{}: the .json and .csv exports hold it all").format(more)
+    link = Markup('<a href="{}">the whole value</a>').format(full_value)
+    return shown + Markup("\n{} (this page as JSON holds {})").format(more, link)

@@ -116,10 +116,16 @@ def forge_appended_event(conn: sqlite3.Connection, _: Path) -> None:
     conn.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)",
                  (*fields[:6], payload, sha, prev, link))  # fmt: skip
     did, dprev = conn.execute("SELECT id, hash FROM deliveries ORDER BY id DESC LIMIT 1").fetchone()
-    delivery = (did + 1, "2026-01-01T00:00:00.000000Z", "127.0.0.1", "POST", None, 10, "70412",
-                "appended", 200, None, "standard", sha, "999", seq + 1)  # fmt: skip
-    dlink = delivery_link(dict(zip(DELIVERY_CHAINED, delivery, strict=True)), dprev)
-    conn.execute(f"INSERT INTO deliveries VALUES ({', '.join('?' * 15)})", (*delivery, dlink))
+    delivery = dict.fromkeys(DELIVERY_CHAINED) | {
+        "id": did + 1, "received_at": "2026-01-01T00:00:00.000000Z", "remote_addr": "127.0.0.1",
+        "method": "POST", "body_bytes": 10, "store_id": "70412", "outcome": "appended",
+        "http_status": 200, "signature_variant": "standard", "payload_sha256": sha,
+        "order_id": "999", "seq": seq + 1,
+    }  # fmt: skip
+    delivery["hash"] = delivery_link(delivery, dprev)
+    names = ", ".join(delivery)
+    conn.execute(f"INSERT INTO deliveries ({names}) VALUES ({', '.join('?' * len(delivery))})",
+                 tuple(delivery.values()))  # fmt: skip
 
 
 def truncate_with_deliveries_and_heads(conn: sqlite3.Connection, _: Path) -> None:

@@ -40,8 +40,8 @@ from ledger.readside.app import (
     ReadOnlyDatabase,
     load_metadata,
     make_datasette,
-    password_hash_from,
 )
+from ledger.readside.login import password_hash_from
 from ledger.readside.sql_views import RECONCILIATION_VIEWS, VIEWS
 from ledger.schema import ensure_schema
 from ledger.settings import Settings

@@ -94,6 +94,14 @@ REJECTIONS: list[tuple[str, dict[str, Any], int, str]] = [
     ("no content type", {"content": b"order=1", "headers": {"X-ORDER-DESK-STORE-ID": STORE_ID}}, 400,
      "no 'order' form field"),
     ("missing store id", form(GOOD, drop=["X-ORDER-DESK-STORE-ID"]), 403, "missing X-ORDER-DESK-STORE-ID"),
+    # the store id is looked at before the body: a stranger's junk is never parsed
+    ("missing store id, junk body", {"content": b"&" * 100_000, "headers": {"Content-Type":
+     "application/x-www-form-urlencoded"}}, 403, "missing X-ORDER-DESK-STORE-ID"),
+    ("unknown store id, not a form", {"content": b"x", "headers": {"X-ORDER-DESK-STORE-ID": "9"}},
+     403, "unknown store id"),
+    ("thousands of fields", _raw_form(b"order=1" + b"&" * 100_000), 400, "more than 32 form fields"),
+    ("thousands of parts", {"content": b"--b\r\n" * 40, "headers": form(GOOD)["headers"]
+     | {"Content-Type": "multipart/form-data; boundary=b"}}, 400, "more than 32 form fields"),
     ("unknown store id", form(GOOD, headers={"X-ORDER-DESK-STORE-ID": "99999"}), 403, "unknown store id"),
     ("missing hash", form(GOOD, drop=["X-ORDER-DESK-HASH"]), 403, "missing X-ORDER-DESK-HASH"),
     ("wrong hash", form(GOOD, headers={"X-ORDER-DESK-HASH": "0" * 64}), 403, "does not match"),

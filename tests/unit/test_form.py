@@ -10,7 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ledger.errors import BadPost
-from ledger.form import extract_order, form_unquote
+from ledger.form import extract_order, form_unquote, percent_decode
 from ledger.send import multipart, urlencoded
 
 ORDER = '{"id":"1","note":"50%25 off, caf\u00e9 / KÃ¶ln"}'.encode()
@@ -45,3 +45,9 @@ def test_what_is_not_one_order_field_is_a_bad_post(
     with pytest.raises(BadPost) as refused:
         extract_order(body, content_type)
     assert refused.value.status == 400 and reason in refused.value.reason
+
+
+@hsettings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=40) | st.text("%+\\x0aF9zé", max_size=40).map(str.encode))
+def test_percent_decoding_equals_the_standard_library(value: bytes) -> None:
+    assert percent_decode(value) == unquote_to_bytes(value)
