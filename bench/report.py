@@ -9,6 +9,7 @@ INGEST_P99_MS = 50.0
 GROWTH_RATIO = 0.9
 REBUILD_RATIO = 2.0
 SERVE_RSS_MB = 250.0
+ISOLATION_P99_MS = 50.0
 
 
 def _target(
@@ -103,6 +104,15 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 )
                 | {"met": page["meets_target"]}
             )
+    isolation = r.get("isolation")
+    if isolation:
+        for name in ("readers", "floods"):
+            phase = isolation["phases"][name]
+            out.append(
+                _target(f"signed posts at 50/s beside {name}: p99 (ms)", phase["p99_ms"],
+                        ISOLATION_P99_MS, "<=", " ms") | {"met": phase["p99_ms"]
+                        <= ISOLATION_P99_MS and phase["non_200"] == 0}
+            )  # fmt: skip
     memory = r.get("memory")
     if memory and memory.get("serve_peak_rss_mb") is not None:
         out.append(
@@ -252,13 +262,31 @@ def markdown(r: dict[str, Any]) -> str:
             f" {csv['bytes'] / 2**20:,.1f} MB (status {csv['status']}).",
             "",
         ]
+    isolation = r.get("isolation")
+    if isolation:
+        lines += [
+            "## 5. Isolation (signed posts at a steady 50/s)",
+            "",
+            f"{isolation['seconds']:g} s per phase; `quiet` is the same probe with nothing"
+            " beside it (bench/isolation.py says what each load does).",
+            "",
+            "| phase | posts | non-200 | p50 ms | p99 ms | max ms | p99 / quiet | receiver MB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, p in isolation["phases"].items():
+            lines.append(
+                f"| {name} | {p['posts']} | {p['non_200']} | {_f(p['p50_ms'])} |"
+                f" {_f(p['p99_ms'])} | {_f(p['max_ms'])} | {_f(p.get('p99_vs_quiet'), 2)} |"
+                f" {_f(p['receiver_peak_rss_mb'], 0)} |"
+            )
+        lines.append("")
     memory = r.get("memory")
     if memory:
         by = ", ".join(
             f"{v} {_f(x, 0)} MB" for v, x in memory["serve_peak_rss_mb_by_variant"].items()
         )
         lines += [
-            "## 5. Memory",
+            "## 6. Memory",
             "",
             f"`ledger serve` peak RSS (VmHWM) during the ingest runs: "
             f"{_f(memory['serve_peak_rss_mb'], 0)} MB ({by}); bare baseline"

@@ -25,6 +25,7 @@ from typing import Any
 
 from .history import CACHE, ensure_history, working_copy
 from .ingest import ABLATED, IngestPlan, ingest_section
+from .isolation import isolation_section
 from .live_rebuild import live_rebuild_section
 from .load import wrk_available
 from .procs import ledger_server
@@ -34,7 +35,7 @@ from .report import markdown, targets
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-PARTS = ("ingest", "growth", "replay", "readside")
+PARTS = ("ingest", "growth", "replay", "readside", "isolation")
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,13 @@ class Config:
     read_samples: int
     csv_repeats: int
     timeout_s: float
+    isolation_s: float
 
 
-FULL = Config("full", IngestPlan("wrk", (1, 16, 64), 6.0, 30_000, 3, 0.3), 250_000, 1, 200, 3, 3600)
-QUICK = Config("quick", IngestPlan("python", (1, 16), 1.0, 2_500, 1, 0.3), 500, 1, 5, 1, 120)
+FULL = Config(
+    "full", IngestPlan("wrk", (1, 16, 64), 6.0, 30_000, 3, 0.3), 250_000, 1, 200, 3, 3600, 20
+)
+QUICK = Config("quick", IngestPlan("python", (1, 16), 1.0, 2_500, 1, 0.3), 500, 1, 5, 1, 120, 3)
 
 
 def say(text: str) -> None:
@@ -117,7 +121,7 @@ def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -
     logs.mkdir()
     try:
         growth_db = None
-        if {"growth", "replay", "readside"} & set(parts):
+        if {"growth", "replay", "readside", "isolation"} & set(parts):
             history = ensure_history(config.history_orders)
             took = "cached" if history.generated_s is None else f"{history.generated_s:.0f} s"
             say(f"history: {history.events:,} events ({took}); copying to the work dir")
@@ -140,6 +144,11 @@ def run(config: Config, parts: tuple[str, ...], out: Path, keep: bool = False) -
                         config.csv_repeats,
                     )
                     results["readside"]["serve_peak_rss_mb"] = server.peak_rss_mb()
+            if "isolation" in parts:
+                say("isolation: signed posts at 50/s, quiet, beside readers, beside floods")
+                copy = working_copy(history, scratch / "isolation")
+                results["isolation"] = isolation_section(copy, logs, config.isolation_s)
+                shutil.rmtree(scratch / "isolation", ignore_errors=True)
             if "replay" in parts:
                 say("replay: floor, rebuild, verify")
                 results["rebuild"] = replay_section(
