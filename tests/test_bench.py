@@ -88,7 +88,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     for section in ("machine", "config", "history", "ingest", "growth", "rebuild", "readside",
-                    "memory", "targets"):  # fmt: skip
+                    "isolation", "memory", "targets"):  # fmt: skip
         assert section in results, section
     ingest = results["ingest"]
     assert set(ingest["summary"]) == {
@@ -126,6 +126,9 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert rebuild["rebuild_s"] > 0 and rebuild["floor_s"] > 0 and rebuild["verify_s"] > 0
     live = results["live_rebuild"]  # posts before, during and after a rebuild: all answered
     assert live["posts"] >= 40 and live["statuses"] == {"200": live["posts"]}
+    phases = results["isolation"]["phases"]  # the probe posted through every phase
+    assert set(phases) == {"quiet", "readers", "floods"}
+    assert all(p["posts"] > 0 and p["p50_ms"] <= p["p99_ms"] for p in phases.values())
     pages = results["readside"]["pages"]
     assert {"order_lookup_row", "orders_table", "orders_facet", "order_history"} <= set(pages)
     assert all(p["statuses"] == {"200": p["samples"]} for p in pages.values())
