@@ -27,18 +27,24 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def configuration() -> str:
-    """Every setting an operator can set: its variable, its option, its default."""
-    lines = [_row("setting", "environment", "option", "default"), _row(*["---"] * 4)]
+def configuration(*, essential: bool = False) -> str:
+    """The settings an operator can set (``essential``: those a deployment decides): each
+    variable (and option) and default; with ``essential``, a line naming the others."""
+    lines = [_row("setting", "environment (option)", "default"), _row(*["---"] * 3)]
+    others = []
     for f in declared():
         meta = f.metadata
         if not meta["env"]:
             continue  # a tunable, passed in by code
         env = ", ".join(f"`{e.strip()}`" for e in meta["env"].split(" or "))
-        default = meta["shown"] or f"`{f.default}`"
-        lines.append(
-            _row(meta["help"], env, f"`{meta['option']}`" if meta["option"] else "", default)
-        )
+        if essential and not meta["essential"]:
+            others.append(env)
+            continue
+        if meta["option"]:
+            env += f" (`{meta['option']}`)"
+        lines.append(_row(meta["help"], env, meta["shown"] or f"`{f.default}`"))
+    if others:
+        lines += ["", f"Limits and tuning, each in the full table: {', '.join(others)}."]
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ import click
 
 from .db import connection
 from .errors import LedgerError
-from .settings import Settings
+from .settings import PARSERS, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 SETTINGS = {f.name: f for f in fields(Settings)}
@@ -83,6 +83,16 @@ def cli() -> None:
 )
 @setting_option("max_body_bytes")
 @click.option(
+    "--rehearse",
+    is_flag=False,
+    flag_value="*",
+    default=None,
+    metavar="[STORES]",
+    help="answer every post (or those of these comma-separated store ids) 400 with the"
+    " verdict production would give, keeping only the delivery: for setting up the rule"
+    " [env LEDGER_REHEARSE]",
+)
+@click.option(
     "--datasette-password",
     prompt="Datasette password",
     prompt_required=False,
@@ -109,6 +119,7 @@ def serve(
     datasette_port: int,
     metadata: str | None,
     max_body_bytes: str | None,
+    rehearse: str | None,
     datasette_password: str | None,
     publish_to: str | None,
     publish_every: float,
@@ -123,6 +134,8 @@ def serve(
     settings = settings_from(db_path=db_path, key_file=key_file, signing_key_file=signing_key_file)
     if max_body_bytes:
         settings = settings.with_(max_body_bytes=int(max_body_bytes))
+    if rehearse:
+        settings = settings.with_(rehearse=PARSERS["frozenset[str]"](rehearse))
     settings.require_stores()
     password_hash = password_hash_from(datasette_password, settings.datasette_password_hash)
     open_ledger(settings)

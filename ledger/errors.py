@@ -45,6 +45,18 @@ class NotSigned(Rejected):
     )
 
 
+class Rehearsed(Rejected):
+    """A refusal while the store rehearses: 400, so Order Desk lets the merchant re-run
+    the post, with what production would have answered."""
+
+    status = 400
+    situations = ("any post while its store rehearses (`--rehearse`): the verdict",)
+
+    @classmethod
+    def of(cls, exc: Rejected) -> Rehearsed:
+        return cls(f"rehearsal: production would answer {exc.status}: {exc.reason}")
+
+
 class WrongMethod(Rejected):
     status = 405
     situations = ("GET, PUT, PATCH, DELETE",)
@@ -60,7 +72,14 @@ class TooLarge(Rejected):
     situations = ("body over the configured limit",)
 
 
-REFUSALS: tuple[type[Rejected], ...] = (BadPost, NotSigned, WrongMethod, TooSlow, TooLarge)
+REFUSALS: tuple[type[Rejected], ...] = (
+    BadPost,
+    NotSigned,
+    WrongMethod,
+    TooSlow,
+    TooLarge,
+    Rehearsed,
+)
 
 
 class StorageUnavailable(LedgerError):

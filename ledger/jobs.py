@@ -52,6 +52,26 @@ class AppendSnapshot(NamedTuple):
         return verdict
 
 
+class Rehearse(NamedTuple):
+    """A verified post while its store rehearses: what production would have done, told
+    and kept as a delivery answered 400 (Order Desk lets the merchant re-run a post it
+    did not count as delivered); nothing else is written."""
+
+    delivery: Delivery
+    snapshot: Snapshot
+
+    def run(self, conn: sqlite3.Connection, head: Head) -> Verdict:
+        snap = self.snapshot
+        seq = find_duplicate(conn, snap.store_id, snap.payload_sha256)
+        would = f"a duplicate of seq {seq}" if seq is not None else "appended"
+        reason = (f"rehearsal: signature ok ({snap.signature_variant}), store {snap.store_id},"
+                  f" order {snap.order_id}: would be {would}")  # fmt: skip
+        verdict = Verdict("rejected", 400, reason, snap.signature_variant, snap.payload_sha256,
+                          snap.order_id)  # fmt: skip
+        record_delivery(conn, head, self.delivery, verdict)
+        return verdict
+
+
 class RecordRejection(NamedTuple):
     """A refused post: a delivery row saying why, nothing else."""
 

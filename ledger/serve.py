@@ -76,6 +76,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
     log.info("receiver on http://%s:%d/orderdesk, Datasette on http://%s:%d/", *at)
+    if settings.rehearse:
+        stores = "every store" if "*" in settings.rehearse else ", ".join(sorted(settings.rehearse))
+        log.warning("rehearsal: posts of %s are answered 400 and never appended", stores)
     stopped = asyncio.Event()
     reading = asyncio.create_task(supervise(read_side, stopped))
     publishing = asyncio.create_task(publish_heads(settings, publish, stopped)) if publish else None

@@ -22,10 +22,12 @@ DEFAULT_MAX_BODY = 5 * 1024 * 1024
 
 
 def setting(
-    default: Any, help: str, env: str | None = None, option: str | None = None, shown: str = ""
-) -> Any:
-    """A Settings field: its default, what it does, and where an operator sets it."""
-    meta = {"help": help, "env": env, "option": option, "shown": shown}
+    default: Any, help: str, env: str | None = None, option: str | None = None, shown: str = "",
+    essential: bool = False,
+) -> Any:  # fmt: skip
+    """A Settings field: its default, what it does, and where an operator sets it;
+    ``essential`` ones are what a deployment decides (the README lists them)."""
+    meta = {"help": help, "env": env, "option": option, "shown": shown, "essential": essential}
     if callable(default):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -33,27 +35,32 @@ def setting(
 
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path = setting(Path("ledger.db"), "the ledger's SQLite file", "LEDGER_DB", "--db")
+    db_path: Path = setting(
+        Path("ledger.db"), "the ledger's SQLite file", "LEDGER_DB", "--db", essential=True
+    )
     stores: Mapping[str, str] = setting(
         dict,
         "the Order Desk stores posts are accepted from, each with its API key",
         "ORDERDESK_STORE_ID, ORDERDESK_API_KEY or ORDERDESK_STORES=id1:key1,id2:key2",
         shown="none",
+        essential=True,
     )
     signing_key_file: Path | None = setting(
         None,
-        "the key that signs the log's heads (private, mode 0600, never in the database or a"
-        " backup); created at the first start",
+        "the key that signs the log's heads (mode 0600, never in the file or a backup), made"
+        " at the first start",
         "LEDGER_SIGNING_KEY",
         "--signing-key",
         shown="`<db>.signing-key` beside the database",
+        essential=True,
     )
     origin: str | None = setting(
         None,
-        "the ledger's name on its signed heads, set when its key is created (e.g."
-        " `ledger.example.com/orderdesk`)",
+        "the ledger's name on its signed heads (e.g. `ledger.example.com/orderdesk`), set with"
+        " its key",
         "LEDGER_ORIGIN",
         shown="`orderdesk-ledger/<16 hex>`",
+        essential=True,
     )
     key_file: Path | None = setting(
         None,
@@ -62,6 +69,12 @@ class Settings:
         "--key-file",
         shown="`<db>.key` beside the database",
     )
+    rehearse: frozenset[str] = setting(
+        frozenset,
+        "stores (`*`: all) whose posts are checked as in production, answered 400 with the"
+        " verdict and not appended",
+        "LEDGER_REHEARSE", "--rehearse", shown="none", essential=True,
+    )  # fmt: skip
     max_body_bytes: int = setting(
         DEFAULT_MAX_BODY, "largest post accepted (then 413)", "LEDGER_MAX_BODY_BYTES",
         "--max-body-bytes", shown="5 MB",
@@ -79,8 +92,8 @@ class Settings:
     )  # fmt: skip
     busy_timeout_ms: int = setting(
         DEFAULT_BUSY_TIMEOUT_MS,
-        "how long a write waits for a lock another process holds (a rebuild's swap), then"
-        " a post gets 503 + Retry-After and a command fails",
+        "how long a write waits for another process's lock (a rebuild's swap), then 503 +"
+        " Retry-After",
         "LEDGER_BUSY_TIMEOUT_MS",
         shown="20,000 ms",
     )
@@ -93,6 +106,7 @@ class Settings:
         "put Datasette behind a login: a `datasette hash-password` hash",
         "LEDGER_DATASETTE_PASSWORD_HASH",
         shown="none: no login",
+        essential=True,
     )
     # Tunables (no environment variable).
     close_every: int = setting(5_000, "close the inventory movements every this many events")
@@ -127,6 +141,9 @@ class Settings:
     def signing_key_path(self) -> Path:
         return self.signing_key_file or self.db_path.with_name(self.db_path.name + ".signing-key")
 
+    def rehearses(self, store_id: str | None) -> bool:
+        return "*" in self.rehearse or (store_id or "").strip() in self.rehearse
+
     def require_stores(self) -> None:
         """Fail closed: without a key there is no way to tell a real post from a forged one."""
         if not self.stores:
@@ -148,6 +165,7 @@ PARSERS: Mapping[str, Callable[[str], Any]] = {
     "float": float,
     "str": str,
     "str | None": str,
+    "frozenset[str]": lambda text: frozenset(p.strip() for p in text.split(",") if p.strip()),
 }
 
 

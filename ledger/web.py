@@ -22,10 +22,18 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import HeaderParameter
 
 from .db import connection
-from .errors import BadPost, Rejected, StorageUnavailable, TooLarge, TooSlow, WrongMethod
+from .errors import (
+    BadPost,
+    Rehearsed,
+    Rejected,
+    StorageUnavailable,
+    TooLarge,
+    TooSlow,
+    WrongMethod,
+)
 from .form import extract_order
 from .heads import Keys, last_head, note
-from .jobs import AppendSnapshot, RecordRejection
+from .jobs import AppendSnapshot, RecordRejection, Rehearse
 from .log import Delivery, Verdict, last_seq, utcnow
 from .post import check_post
 from .projections.positions import position
@@ -126,9 +134,14 @@ async def receive_order(
         order = await _off_loop(large, extract_order, body, content_type)
         snapshot = await _off_loop(large, check_post, order, store_id, signature, settings.stores)
     except Rejected as exc:
+        answer = Rehearsed.of(exc) if settings.rehearses(store_id) else exc
         sha = hashlib.sha256(order).hexdigest() if order is not None else None
-        await _refuse(writer, delivery, exc, sha, started)
-        raise
+        await _refuse(writer, delivery, answer, sha, started)
+        raise answer from None
+    if settings.rehearses(store_id):
+        rehearsed: Verdict = await writer.run(Rehearse(delivery, snapshot))
+        _logged(started, delivery, 400, "rehearsed", snapshot.order_id)
+        return _text(400, rehearsed.reason or "")
     verdict: Verdict = await writer.run(AppendSnapshot(delivery, snapshot))
     _logged(started, delivery, 200, verdict.outcome, snapshot.order_id, verdict.seq)
     if verdict.outcome == "duplicate":

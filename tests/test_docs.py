@@ -13,7 +13,13 @@ from ledger.events import EVENT_TYPES
 from ledger.settings import declared
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATED = ["README.md", "docs/schema.md", "docs/cli.md", "docs/development.md"]
+GENERATED = [
+    "README.md",
+    "docs/configuration.md",
+    "docs/schema.md",
+    "docs/cli.md",
+    "docs/development.md",
+]
 
 
 def test_the_generated_docs_are_current() -> None:

@@ -244,3 +244,37 @@ def test_a_refused_post_records_the_sha_of_its_order_bytes(
         (hashlib.sha256(GOOD).hexdigest(),),
         (None,),  # no order field, nothing to hash
     ]
+
+
+def test_a_rehearsal_says_what_production_would_do_and_keeps_only_the_delivery(
+    settings: Settings,
+) -> None:
+    with TestClient(create_app(settings)) as live:
+        assert live.post("/orderdesk", **form(GOOD)).status_code == 200
+    rehearsing = settings.with_(rehearse=frozenset({STORE_ID}))
+    other = (SAMPLES / "d-canceled.json").read_bytes()
+    with TestClient(create_app(rehearsing)) as client:
+        answers = [
+            client.post("/orderdesk", **form(other)),
+            client.post("/orderdesk", **form(GOOD)),
+            client.post("/orderdesk", **form(other, headers={"X-ORDER-DESK-HASH": "0" * 64})),
+        ]
+    assert [a.status_code for a in answers] == [400, 400, 400]
+    order_id = json.loads(other)["id"]
+    assert [a.text.strip() for a in answers] == [
+        f"rehearsal: signature ok (standard), store {STORE_ID}, order {order_id}: would be appended",
+        f"rehearsal: signature ok (standard), store {STORE_ID}, order 3910457: would be a duplicate"
+        " of seq 1",
+        "rehearsal: production would answer 403: X-ORDER-DESK-HASH does not match the order",
+    ]
+    assert rows(settings.db_path, "SELECT count(*) FROM events") == [(1,)]
+    kept = rows(settings.db_path, "SELECT outcome, http_status, reason, seq FROM deliveries"
+                " WHERE id > 1 ORDER BY id")  # fmt: skip
+    assert kept == [("rejected", 400, a.text.strip(), None) for a in answers]
+    assert verify_log(connect(settings.db_path)).intact
+
+
+def test_only_the_stores_named_rehearse(settings: Settings) -> None:
+    rehearsing = settings.with_(rehearse=frozenset({"99999"}))
+    with TestClient(create_app(rehearsing)) as client:
+        assert client.post("/orderdesk", **form(GOOD)).status_code == 200

@@ -154,3 +154,16 @@ def test_signed_heads_leave_the_machine(tmp_path: Path) -> None:
     checked = ledger("verify", "--public-key", vkey, "--witness", str(witness),
                      "--witness", str(published), env=env)  # fmt: skip
     assert checked.returncode == 0, checked.stderr
+
+
+def test_serve_rehearse_answers_400_and_appends_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    served = start_server(db, "--rehearse")
+    try:
+        answer = post_order(served.base, sample("a-new-order"))
+    finally:
+        served.stop()
+    assert answer.status_code == 400
+    assert answer.text.startswith("rehearsal: signature ok (standard), store 70412, order")
+    assert rows(db, "SELECT count(*) FROM events") == [(0,)]
+    assert "rehearsal: posts of every store are answered 400" in served.output()

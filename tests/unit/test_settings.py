@@ -40,3 +40,12 @@ def test_every_setting_says_what_it_does() -> None:
     assert not Settings().stores
     with pytest.raises(ConfigError, match="never accepts unverified posts"):
         Settings().require_stores()
+
+
+def test_rehearsal_names_stores_or_every_store() -> None:
+    named = Settings.from_env({"LEDGER_REHEARSE": " 70412, 70413 ,"})
+    assert named.rehearse == {"70412", "70413"}
+    assert named.rehearses("70412") and not named.rehearses("1") and not named.rehearses(None)
+    every = Settings.from_env({"LEDGER_REHEARSE": "*"})
+    assert every.rehearses("1") and every.rehearses(None)
+    assert not Settings().rehearses("70412")
