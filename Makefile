@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint docs bench bench-quick clean
-DOCS := README.md docs/configuration.md docs/schema.md docs/cli.md docs/development.md
+DOCS := README.md docs/configuration.md docs/metrics.md docs/schema.md docs/cli.md docs/development.md
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

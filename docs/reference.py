@@ -181,3 +181,15 @@ def _value(value: object) -> str:
 
 def _met(met: object) -> str:
     return "✅" if met else "❌"
+
+
+def metrics() -> str:
+    """Every series ``GET /metrics`` serves, from the registry the receiver builds."""
+    from ledger.metrics import Metrics
+
+    registry = Metrics(ROOT / "nonexistent.db", lambda: {"writer": True}).registry
+    lines = [_row("series", "type", "what it says"), _row(*["---"] * 3)]
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        lines.append(_row(f"`{name}`", family.type, family.documentation))
+    return "\n".join(lines)

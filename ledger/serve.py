@@ -15,7 +15,7 @@ import uvicorn
 from .listen import ACCEPT_BATCH, bind, connection_cap, guarded_protocol
 from .publish import Publish, publish_heads
 from .readside.app import length_limit_for
-from .readside.process import ReadSideConfig, supervise
+from .readside.process import ReadSideConfig, Supervised, supervise
 from .settings import Settings
 from .web import create_app
 
@@ -58,9 +58,11 @@ async def serve(
     protocol = guarded_protocol(
         "receiver", settings.header_timeout_s, connection_cap(settings.max_connections)
     )
+    app = create_app(settings)
+    app.state.read_side = read_side_state = Supervised()
     server = _Server(
         uvicorn.Config(
-            create_app(settings), http=protocol, log_level="info", lifespan="on",
+            app, http=protocol, log_level="info", lifespan="on",
             access_log=False, backlog=ACCEPT_BATCH,
         )
     )  # fmt: skip
@@ -80,7 +82,7 @@ async def serve(
         stores = "every store" if "*" in settings.rehearse else ", ".join(sorted(settings.rehearse))
         log.warning("rehearsal: posts of %s are answered 400 and never appended", stores)
     stopped = asyncio.Event()
-    reading = asyncio.create_task(supervise(read_side, stopped))
+    reading = asyncio.create_task(supervise(read_side, stopped, read_side_state))
     publishing = asyncio.create_task(publish_heads(settings, publish, stopped)) if publish else None
     try:
         await server.serve(sockets=[receiver_sock])

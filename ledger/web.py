@@ -35,6 +35,7 @@ from .form import extract_order
 from .heads import Keys, last_head, note
 from .jobs import AppendSnapshot, RecordRejection, Rehearse
 from .log import Delivery, Verdict, last_seq, utcnow
+from .metrics import CONTENT_TYPE, Metrics
 from .post import check_post
 from .projections.positions import position
 from .settings import Settings
@@ -74,12 +75,14 @@ async def _off_loop(large: bool, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args) if large else fn(*args)
 
 
-def _logged(started: float, d: Delivery, status: int, outcome: str, order: str | None = None,
-            seq: int | None = None) -> None:  # fmt: skip
+def _logged(state: State, started: float, d: Delivery, status: int, outcome: str,
+            order: str | None = None, seq: int | None = None) -> None:  # fmt: skip
+    seconds = time.perf_counter() - started
     log.info(
         "%s %d store=%r order=%r seq=%s %.1fms peer=%s", outcome, status, d.store_id, order,
-        seq, (time.perf_counter() - started) * 1000, d.remote_addr,
+        seq, seconds * 1000, d.remote_addr,
     )  # fmt: skip
+    state.metrics.post(outcome, status, seconds)
 
 
 async def _read_body(request: Request[Any, Any, Any], timeout_s: float) -> bytes:
@@ -107,10 +110,21 @@ async def _record_rejection(writer: Writer, d: Delivery, exc: Rejected, sha: str
 
 
 async def _refuse(
-    writer: Writer, d: Delivery, exc: Rejected, sha: str | None, started: float
+    state: State, d: Delivery, exc: Rejected, sha: str | None, started: float
 ) -> None:
-    await _record_rejection(writer, d, exc, sha)
-    _logged(started, d, exc.status, "rejected")
+    await _record_rejection(state.writer, d, exc, sha)
+    _logged(state, started, d, exc.status, "rejected")
+
+
+async def _written(state: State, started: float, d: Delivery, job: AppendSnapshot | Rehearse,
+                   order: str) -> Verdict:  # fmt: skip
+    try:
+        verdict: Verdict = await state.writer.run(job)
+    except StorageUnavailable:
+        _logged(state, started, d, 503, "unavailable", order)
+        raise
+    _logged(state, started, d, verdict.http_status, verdict.outcome, order, verdict.seq)
+    return verdict
 
 
 @post("/orderdesk", status_code=200, media_type=MediaType.TEXT)
@@ -121,7 +135,6 @@ async def receive_order(
     signature: HashHeader = None,
 ) -> Response[str]:
     settings: Settings = state.settings
-    writer: Writer = state.writer
     started = time.perf_counter()
     delivery = _delivery(request, store_id)
     order: bytes | None = None
@@ -136,14 +149,14 @@ async def receive_order(
     except Rejected as exc:
         answer = Rehearsed.of(exc) if settings.rehearses(store_id) else exc
         sha = hashlib.sha256(order).hexdigest() if order is not None else None
-        await _refuse(writer, delivery, answer, sha, started)
+        await _refuse(state, delivery, answer, sha, started)
         raise answer from None
     if settings.rehearses(store_id):
-        rehearsed: Verdict = await writer.run(Rehearse(delivery, snapshot))
-        _logged(started, delivery, 400, "rehearsed", snapshot.order_id)
+        rehearsed = await _written(state, started, delivery, Rehearse(delivery, snapshot),
+                                   snapshot.order_id)  # fmt: skip
         return _text(400, rehearsed.reason or "")
-    verdict: Verdict = await writer.run(AppendSnapshot(delivery, snapshot))
-    _logged(started, delivery, 200, verdict.outcome, snapshot.order_id, verdict.seq)
+    verdict = await _written(state, started, delivery, AppendSnapshot(delivery, snapshot),
+                             snapshot.order_id)  # fmt: skip
     if verdict.outcome == "duplicate":
         return _text(200, f"duplicate of seq {verdict.seq}")
     return _text(200, f"appended as seq {verdict.seq}")
@@ -159,7 +172,7 @@ async def wrong_method(
     request: Request[Any, Any, Any], state: State, store_id: StoreHeader = None
 ) -> Response[str]:
     exc = WrongMethod(f"{request.method} is not allowed: Order Desk posts with POST")
-    await _refuse(state.writer, _delivery(request, store_id), exc, None, time.perf_counter())
+    await _refuse(state, _delivery(request, store_id), exc, None, time.perf_counter())
     return _text(405, exc.reason, {"Allow": "POST"})
 
 
@@ -175,6 +188,12 @@ def signed_head(state: State) -> Response[str]:
     if last is None:
         return _text(503, "no signed head yet")
     return Response(note(last, keys.origin), media_type=MediaType.TEXT)
+
+
+@get("/metrics", media_type=CONTENT_TYPE, sync_to_thread=True)
+def metrics(state: State) -> Response[bytes]:
+    """Prometheus's scrape (ledger/metrics.py says what each series is)."""
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 @get("/healthz", media_type=MediaType.JSON, sync_to_thread=True)
@@ -203,8 +222,13 @@ def create_app(settings: Settings) -> Litestar:
 
     def start(app: Litestar) -> None:
         open_ledger(settings)
-        app.state.writer = Writer(settings)
+        app.state.writer = Writer(settings, on_batch=app.state.metrics.batches.observe)
         app.state.writer.start()
+
+    def running(app: Litestar) -> dict[str, bool]:
+        writer, read_side = getattr(app.state, "writer", None), app.state.get("read_side")
+        up = {"writer": writer is not None and writer.alive()}
+        return up | ({"read_side": read_side.up} if read_side is not None else {})
 
     def stop(app: Litestar) -> None:
         if getattr(app.state, "writer", None):
@@ -212,8 +236,8 @@ def create_app(settings: Settings) -> Litestar:
 
     # The handlers take `state: State` (Litestar hands it over as is) rather than named
     # dependencies: resolving those cost ~9% of the event loop's time per request.
-    return Litestar(
-        route_handlers=[receive_order, wrong_method, healthz, signed_head],
+    app = Litestar(
+        route_handlers=[receive_order, wrong_method, healthz, signed_head, metrics],
         state=State({"settings": settings}),
         exception_handlers={Rejected: _on_rejected, StorageUnavailable: _on_unavailable},
         on_startup=[start],
@@ -221,3 +245,5 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
     )
+    app.state.metrics = Metrics(settings.db_path, lambda: running(app))
+    return app

@@ -19,6 +19,7 @@ import multiprocessing
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -42,8 +43,9 @@ Settled = tuple["asyncio.Future[Any]", tuple[bool, Any]]  # a future and its job
 
 
 class Writer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_batch: Callable[[int], None] | None = None) -> None:
         self._args = (settings,)
+        self._on_batch = on_batch  # told each batch's size as it is taken
         self._batch_max = settings.batch_max
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -62,6 +64,9 @@ class Writer:
             self._thread.join()
             self._thread = None
         self._reap()
+
+    def alive(self) -> bool:
+        return self._child is not None and self._child.is_alive()
 
     async def run(self, job: Job) -> Any:
         """The job's result, once the batch it joined is durable."""
@@ -114,6 +119,8 @@ class Writer:
                 except queue.Empty:
                     break
             if batch:
+                if self._on_batch is not None:
+                    self._on_batch(len(batch))
                 try:
                     results = self._commit_remotely([q.job for q in batch])
                 except Exception as exc:  # never let the dispatcher die: requests would hang

@@ -44,6 +44,13 @@ class ReadSideConfig:
     length_limit: int
 
 
+@dataclass
+class Supervised:
+    """Whether the read side runs now (``/metrics`` reports it)."""
+
+    up: bool = False
+
+
 def _describe(returncode: int) -> str:
     if returncode < 0:
         with contextlib.suppress(ValueError):
@@ -75,16 +82,19 @@ async def _start(config: ReadSideConfig) -> asyncio.subprocess.Process:
     return proc
 
 
-async def supervise(config: ReadSideConfig, stopping: asyncio.Event) -> None:
+async def supervise(config: ReadSideConfig, stopping: asyncio.Event, state: Supervised) -> None:
     """Run the read side until ``stopping``; restart it whenever it dies."""
     quick_deaths = 0
     while not stopping.is_set():
         started = time.monotonic()
         proc = await _start(config)
+        state.up = True
         stop = asyncio.create_task(stopping.wait())
         await asyncio.wait({asyncio.create_task(proc.wait()), stop}, return_when="FIRST_COMPLETED")
+        state.up = proc.returncode is None
         if stopping.is_set():
             await _stop(proc)
+            state.up = False
             return
         stop.cancel()
         quick_deaths = quick_deaths + 1 if time.monotonic() - started < QUICK_DEATH_S else 0

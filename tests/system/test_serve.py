@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from ledger.testing import free_port, ledger_env, start_server
+from ledger.testing import API_KEY, free_port, ledger_env, running_server, start_server
 from ledger.testing import signed_form as form
 from tests.helpers import (
     RAW_POST_HEAD,
@@ -167,3 +167,32 @@ def test_serve_rehearse_answers_400_and_appends_nothing(tmp_path: Path) -> None:
     assert answer.text.startswith("rehearsal: signature ok (standard), store 70412, order")
     assert rows(db, "SELECT count(*) FROM events") == [(0,)]
     assert "rehearsal: posts of every store are answered 400" in served.output()
+
+
+def test_metrics_count_posts_and_report_the_file(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    db = tmp_path / "ledger.db"
+    with running_server(db) as served:
+        assert post_order(served.base, sample("a-new-order")).status_code == 200
+        assert post_order(served.base, sample("a-new-order")).status_code == 200
+        bad = form(sample("d-canceled"), headers={"X-ORDER-DESK-HASH": "0" * 64})
+        assert httpx.post(f"{served.base}/orderdesk", **bad).status_code == 403
+        scrape = httpx.get(f"{served.base}/metrics", timeout=10)
+    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scrape.text)
+        for s in family.samples
+    }
+    assert samples[("ledger_posts_total", (("outcome", "appended"), ("status", "200")))] == 1
+    assert samples[("ledger_posts_total", (("outcome", "duplicate"), ("status", "200")))] == 1
+    assert samples[("ledger_posts_total", (("outcome", "rejected"), ("status", "403")))] == 1
+    assert samples[("ledger_post_seconds_count", ())] == 3
+    assert samples[("ledger_batch_posts_count", ())] >= 3  # each post, and the refusal's record
+    assert samples[("ledger_wal_bytes", ())] > 0
+    assert 0 <= samples[("ledger_last_event_age_seconds", ())] < 60
+    assert 0 <= samples[("ledger_last_signed_head_age_seconds", ())] < 60
+    assert samples[("ledger_process_up", (("process", "writer"),))] == 1
+    assert samples[("ledger_process_up", (("process", "read_side"),))] == 1
+    assert API_KEY not in scrape.text
