@@ -52,8 +52,9 @@ class DeliveryId(NamedTuple):
     id: int
 
 
-class Attempt(NamedTuple):
-    """What the receiver knows about one POST attempt before judging it (columns)."""
+class Delivery(NamedTuple):
+    """What the receiver knows about one POST attempt before judging it, its headers as
+    they came (``record_delivery`` keeps them to a bound)."""
 
     received_at: str
     remote_addr: str | None
@@ -64,8 +65,8 @@ class Attempt(NamedTuple):
 
 
 class HeaderLengths(NamedTuple):
-    """A header value a refused post sent is kept to HEADER_BOUND characters; its length
-    says how long it was (None: kept whole)."""
+    """A header value longer than HEADER_BOUND characters is kept to the bound, and its
+    length here says how long it was (None: kept whole)."""
 
     content_type_length: int | None
     store_id_length: int | None
@@ -75,30 +76,18 @@ class HeaderLengths(NamedTuple):
 HEADER_BOUND = 100
 
 
-class Delivery(NamedTuple):
-    """An attempt as the receiver records it: its header values bounded."""
-
-    received_at: str
-    remote_addr: str | None
-    method: str
-    content_type: str | None
-    body_bytes: int | None
-    store_id: str | None
-    content_type_length: int | None = None
-    store_id_length: int | None = None
-
-    @classmethod
-    def of(cls, at: str, peer: str | None, method: str, content_type: str | None,
-           body_bytes: int | None, store_id: str | None) -> Delivery:  # fmt: skip
-        ct, ct_length = _bounded(content_type)
-        sid, sid_length = _bounded(store_id)
-        return cls(at, peer, method, ct, body_bytes, sid, ct_length, sid_length)
-
-
 def _bounded(value: str | None) -> tuple[str | None, int | None]:
     if value is None or len(value) <= HEADER_BOUND:
         return value, None
     return value[:HEADER_BOUND], len(value)
+
+
+def bounded(delivery: Delivery) -> tuple[Delivery, HeaderLengths]:
+    """The delivery as it is recorded, and the lengths of what was cut."""
+    content_type, content_type_length = _bounded(delivery.content_type)
+    store_id, store_id_length = _bounded(delivery.store_id)
+    kept = delivery._replace(content_type=content_type, store_id=store_id)
+    return kept, HeaderLengths(content_type_length, store_id_length)
 
 
 class Verdict(NamedTuple):
@@ -119,7 +108,7 @@ class DeliveryLink(NamedTuple):
 
 DELIVERIES = Table(
     "deliveries",
-    (DeliveryId, Attempt, Verdict, DeliveryLink, HeaderLengths),
+    (DeliveryId, Delivery, Verdict, DeliveryLink, HeaderLengths),
     primary_key=("id",),
     checks={"outcome": f"outcome IN ({', '.join(repr(o) for o in OUTCOMES)})"},
     references={"seq": "events (seq)"},
@@ -177,7 +166,7 @@ INSERT_DELIVERY = (
     f"INSERT INTO deliveries ({', '.join(DELIVERIES.column_names)})"
     f" VALUES ({', '.join(':' + c for c in DELIVERIES.column_names)})"
 )
-_RECORDED = ("id", *Delivery._fields, *Verdict._fields)
+_RECORDED = ("id", *Delivery._fields, *HeaderLengths._fields, *Verdict._fields)
 assert set(_RECORDED) == set(DELIVERY_CHAINED), "record_delivery sets every column"
 FIND_DUPLICATE = "SELECT seq FROM events WHERE store_id = ? AND payload_sha256 = ?"
 
@@ -230,9 +219,9 @@ def record_delivery(
     conn: sqlite3.Connection, head: Head, delivery: Delivery, verdict: Verdict
 ) -> None:
     """Append a delivery after ``head``, chained to the one before, and move the head on."""
-    row: dict[str, Any] = dict(
-        zip(_RECORDED, (head.delivery_id + 1, *delivery, *verdict), strict=True)
-    )
+    kept, lengths = bounded(delivery)
+    values = (head.delivery_id + 1, *kept, *lengths, *verdict)
+    row: dict[str, Any] = dict(zip(_RECORDED, values, strict=True))
     row["hash"] = delivery_link(row, head.delivery_hash)
     conn.execute(INSERT_DELIVERY, row)
     head.delivery_id, head.delivery_hash = row["id"], row["hash"]

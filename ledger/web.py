@@ -61,7 +61,7 @@ T = TypeVar("T")
 
 def _delivery(request: Request[Any, Any, Any], store_id: str | None) -> Delivery:
     announced = request.headers.get("content-length", "")
-    return Delivery.of(
+    return Delivery(
         utcnow(),
         request.client.host if request.client else None,
         request.method,
