@@ -8,9 +8,11 @@ interleaved (see ``orders.history_order``). ``received_at`` follows a synthetic 
 (one post every 30 s from 2024-01-01) so time-based indexes look like a real year.
 
 Files are cached under ``bench/.cache/`` keyed by the generator's parameters and a hash of
-the file's shape (a changed table or trigger regenerates); repeat runs skip generation.
+the file's shape (a changed table, trigger or chain formula regenerates); repeat runs skip
+generation.
 
     python -m bench.history --orders 250000      # ~1,000,000 events
+    python -m bench.history --orders 50000 --sign-every 1   # a head per event (a quiet ledger)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
+from ledger.chain import GENESIS, delivery_link, event_link
 from ledger.db import connection, immediate
 from ledger.heads import HEAD_TABLES, HEAD_TRIGGERS, append_head
 from ledger.jobs import AppendSnapshot, NameFolder, run_alone
@@ -60,21 +63,30 @@ class History:
     generated_s: float | None  # None: taken from the cache
 
 
-def schema_digest() -> str:
-    """The file's shape (its DDL, version and close interval), not the code around it: a
-    refactoring keeps the cached history, a changed table or trigger regenerates."""
+def _chain_formula() -> str:
+    """Two links computed now: a changed chain formula (not a changed table) would leave a
+    cached history that `ledger verify` refuses at seq 1, and its time would look met."""
+    return f"{event_link({'seq': 1, 'prev_hash': GENESIS})} {delivery_link({'id': 1}, GENESIS)}"
+
+
+def schema_digest(sign_every: int = SIGN_EVERY) -> str:
+    """The file's shape (its DDL, version, chain formula, close interval and heads), not
+    the code around it: a refactoring keeps the cached history, a changed table, trigger
+    or link regenerates."""
     declared = (*LOG_TABLES, *HEAD_TABLES, *PROJECTION_TABLES)
     tables = [t.create_sql() + "".join(t.index_sql()) for t in declared]
     shape = (
         f"{SCHEMA_VERSION}\n{tables}\n{LOG_TRIGGERS}{HEAD_TRIGGERS}\n{PROJECTION_TRIGGERS}"
-        f"\nsigned every {SIGN_EVERY}"
+        f"\nchain {_chain_formula()}"
+        f"\nsigned every {sign_every}"
         f"\nclose every {Settings().close_every}"
     )
     return hashlib.sha256(shape.encode()).hexdigest()[:10]
 
 
-def cache_name(orders: int, block: int, seed: int) -> str:
-    return f"history-o{orders}-b{block}-s{seed}-g{GEN_VERSION}-{schema_digest()}.db"
+def cache_name(orders: int, block: int, seed: int, sign_every: int = SIGN_EVERY) -> str:
+    digest = schema_digest(sign_every)
+    return f"history-o{orders}-b{block}-s{seed}-g{GEN_VERSION}-{digest}.db"
 
 
 _factory: OrderFactory | None = None
@@ -107,11 +119,12 @@ def generate(
     batch: int = 10_000,
     progress: bool = True,
     seed: int = 1,
+    sign_every: int = SIGN_EVERY,
 ) -> int:
     """Write the history to ``path`` (and its signing key beside it); returns the event
     count. The orders are ``OrderFactory(seed)``'s: the same seed, the same payloads.
-    Every ``SIGN_EVERY`` events a head is signed, as many heads as the writer's batches of
-    that size leave live."""
+    Every ``sign_every`` events a head is signed, as many heads as the writer's batches of
+    that size leave live (1: a quiet ledger, one post per batch)."""
     settings = Settings(db_path=path, stores={STORE_ID: API_KEY})
     open_ledger(settings)
     clock = datetime(2024, 1, 1, tzinfo=UTC)
@@ -137,7 +150,7 @@ def generate(
                                             "application/x-www-form-urlencoded",
                                             len(payload) * 3 // 2, STORE_ID)  # fmt: skip
                         AppendSnapshot(delivery, _snapshot(payload)).run(conn, head)
-                        if n % SIGN_EVERY == 0:
+                        if n % sign_every == 0:
                             append_head(conn, signing, head)
                     append_head(conn, signing, head)
                     # Closed as the writer closes them, but one interval behind, so the
@@ -152,9 +165,12 @@ def generate(
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
-def ensure_history(orders: int, block: int = 1000, seed: int = 1, cache: Path = CACHE) -> History:
+def ensure_history(
+    orders: int, block: int = 1000, seed: int = 1, cache: Path = CACHE,
+    sign_every: int = SIGN_EVERY,
+) -> History:  # fmt: skip
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / cache_name(orders, block, seed)
+    path = cache / cache_name(orders, block, seed, sign_every)
     key_path = path.with_name(path.name + ".signing-key")
     if path.exists() and key_path.exists():
         with connection(path, readonly=True) as conn:
@@ -164,7 +180,7 @@ def ensure_history(orders: int, block: int = 1000, seed: int = 1, cache: Path = 
     for leftover in tmp.parent.glob(tmp.name + "*"):
         leftover.unlink()
     started = time.perf_counter()
-    events = generate(tmp, orders, block, seed=seed)
+    events = generate(tmp, orders, block, seed=seed, sign_every=sign_every)
     seconds = time.perf_counter() - started
     tmp.with_name(tmp.name + ".signing-key").replace(key_path)
     tmp.replace(path)
@@ -189,8 +205,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=250_000)
     parser.add_argument("--block", type=int, default=1000)
+    parser.add_argument("--sign-every", type=int, default=SIGN_EVERY, help="events per head")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where histories are kept")
     args = parser.parse_args()
-    history = ensure_history(args.orders, args.block)
+    history = ensure_history(args.orders, args.block, cache=args.cache,
+                             sign_every=args.sign_every)  # fmt: skip
     took = "cached" if history.generated_s is None else f"generated in {history.generated_s:.0f} s"
     print(f"{history.path}: {history.events:,} events ({took})")
 

@@ -70,6 +70,7 @@ def test_the_history_seed_drives_the_generated_orders(tmp_path: Path) -> None:
     assert other == [OrderFactory(2).payload(n, stage) for n, stage in history_order(5, 2)]
     assert len(other) == len(default) and set(other).isdisjoint(default)
     assert cache_name(5, 2, 1) != cache_name(5, 2, 2)
+    assert cache_name(5, 2, 1) != cache_name(5, 2, 1, sign_every=1)
 
 
 ROOT = Path(__file__).resolve().parent.parent
