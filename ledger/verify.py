@@ -6,14 +6,18 @@ last head (every head's with ``all_signatures``) with the keys the file records,
 that those are the auditor's pinned key and its signed rotations. Heads kept elsewhere
 (witnesses) catch what a self-consistent file cannot show: a truncation, or a history
 rewritten and re-signed by someone with the key (equivocation, when both are signed).
+
+The signed heads are walked in order beside the events and the deliveries, each read once
+in order (a merge on their sizes), so what it holds is the last head and a hash for each
+witnessed size, however many heads and rows the log has: a quiet ledger signs a head
+for nearly every post.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .chain import GENESIS, Shadow, delivery_link, event_link
 from .events import ORDER_SNAPSHOT
@@ -67,12 +71,6 @@ class Witness:
     note: str
 
 
-def _rows(conn: sqlite3.Connection, sql: str) -> Iterator[tuple[Any, ...]]:
-    cursor = conn.execute(sql)
-    while rows := cursor.fetchmany(2000):
-        yield from rows
-
-
 def _keys(conn: sqlite3.Connection, pinned: Verifier | None, report: Report) -> Keys:
     """The keys the file records, each statement checked; the pinned key among them."""
     try:
@@ -115,11 +113,12 @@ def _keys(conn: sqlite3.Connection, pinned: Verifier | None, report: Report) -> 
     return keys
 
 
-def _events(conn: sqlite3.Connection, anchor: Anchor, wanted: dict[int, str]) -> int:
-    """Every event: its payload hash and its link; the legacy prefix against the anchor."""
+def _event_hashes(conn: sqlite3.Connection, anchor: Anchor) -> Iterator[str]:
+    """Every event's hash in seq order, each event checked first (its payload hash, its
+    link; the legacy prefix against the anchor): the first bad one raises."""
     expected, prev, legacy = 1, GENESIS, Shadow()
     width = len(CHAINED)
-    for row in _rows(conn, EVENTS):
+    for row in conn.execute(EVENTS):
         fields, digest, payload = row[:width], row[width], row[width + 1]
         what = event_problem(fields, payload, expected, prev)
         chained = dict(zip(CHAINED, fields, strict=True))
@@ -131,17 +130,17 @@ def _events(conn: sqlite3.Connection, anchor: Anchor, wanted: dict[int, str]) ->
             legacy.add({**chained, "hash": digest})
             if expected == anchor.events and legacy.hexdigest() != anchor.events_digest:
                 raise Tampered(f"seq 1..{expected}", "differs from what the anchor signed")
-        if expected in wanted:
-            wanted[expected] = digest
+        yield digest
         expected, prev = expected + 1, digest
     if expected - 1 < anchor.events:
         raise Tampered(f"seq {expected}", f"the anchor signed {anchor.events} events before it")
-    return expected - 1
 
 
-def _deliveries(conn: sqlite3.Connection, anchor: Anchor, wanted: dict[int, str]) -> int:
+def _delivery_hashes(conn: sqlite3.Connection, anchor: Anchor) -> Iterator[str | None]:
+    """Every delivery's hash in id order, each checked first; a legacy one has none, and
+    the last of the legacy prefix stands for it by the anchor's digest."""
     expected, prev, legacy = 1, anchor.chained_deliveries_from, Shadow()
-    for row in _rows(conn, DELIVERIES):
+    for row in conn.execute(DELIVERIES):
         fields, digest = dict(zip(DELIVERY_CHAINED, row[:-1], strict=True)), row[-1]
         if fields["id"] != expected:
             raise Tampered(f"delivery {expected}", "deliveries before it were deleted")
@@ -152,36 +151,80 @@ def _deliveries(conn: sqlite3.Connection, anchor: Anchor, wanted: dict[int, str]
             digest = anchor.deliveries_digest if expected == anchor.deliveries else digest
         elif delivery_link(fields, prev) != digest:
             raise Tampered(f"delivery {expected}", "hash does not match its fields (edited)")
-        if expected in wanted:
-            wanted[expected] = digest
+        yield digest
         expected, prev = expected + 1, digest
     if expected - 1 < anchor.deliveries:
         raise Tampered(f"delivery {expected}", "the anchor signed more deliveries than there are")
-    return expected - 1
 
 
-def _heads(conn: sqlite3.Connection) -> list[SignedHead]:
-    return [SignedHead(*r) for r in _rows(conn, HEADS)]
+class ChainCursor:
+    """One chain read once, in order, only as far as the signed heads ask: a head is
+    compared with the hash at its size as the walk passes it, so memory stays flat
+    however many heads and rows the log holds. The hashes at the witnessed sizes (few)
+    are kept for the witnesses, checked once the whole log is read."""
+
+    def __init__(self, hashes: Iterator[str | None], witnessed: Iterable[int]) -> None:
+        self._hashes = hashes
+        self.size = 0
+        self._hash: str | None = GENESIS
+        self.kept: dict[int, str | None] = dict.fromkeys(witnessed, GENESIS)
+
+    def hash_at(self, size: int) -> str | None:
+        """The hash of the chain's first ``size`` rows; GENESIS past its end, as an empty
+        log's. ``size`` never goes back: the walk checks the heads' order first."""
+        while self.size < size and self._step():
+            pass
+        return self._hash if self.size == size else GENESIS
+
+    def finish(self) -> int:
+        """Check the rest (rows after the last head are checked like any); the length."""
+        while self._step():
+            pass
+        return self.size
+
+    def _step(self) -> bool:
+        try:
+            digest = next(self._hashes)
+        except StopIteration:
+            return False
+        self.size, self._hash = self.size + 1, digest
+        if self.size in self.kept:
+            self.kept[self.size] = digest
+        return True
 
 
-def _check_heads(
-    heads: Sequence[SignedHead], keys: Keys, events: dict[int, str], deliveries: dict[int, str],
-    all_signatures: bool,
-) -> None:  # fmt: skip
-    previous: SignedHead | None = None
-    for head in heads:
-        where = f"signed head {head.id} (size {head.size})"
-        if head.id != (previous.id + 1 if previous else 1):
-            raise Tampered(where, "signed heads before it were deleted")
-        if previous and (head.size < previous.size or head.deliveries < previous.deliveries):
-            raise Tampered(where, "it states a shorter log than the head before it")
-        if events.get(head.size, GENESIS) != head.hash:
-            raise Tampered(f"seq {head.size}", f"differs from the log that {where} signed")
-        if deliveries.get(head.deliveries, GENESIS) != head.delivery_hash:
-            raise Tampered(f"delivery {head.deliveries}", f"differs from what {where} signed")
-        if all_signatures or head is heads[-1]:
-            _check_signature(head, keys, where)
-        previous = head
+def _walk_heads(
+    conn: sqlite3.Connection, keys: Keys, events: ChainCursor, deliveries: ChainCursor,
+    all_signatures: bool, report: Report,
+) -> dict[int, SignedHead]:  # fmt: skip
+    """Each signed head in id order against the log at its size (the chains advance with
+    it); returns, for each size a witness holds, the last head of that size."""
+    own: dict[int, SignedHead] = {}
+    for head in map(SignedHead._make, conn.execute(HEADS)):
+        _check_order(head, report.last)
+        if events.hash_at(head.size) != head.hash:
+            raise Tampered(f"seq {head.size}", f"differs from the log that {_where(head)} signed")
+        if deliveries.hash_at(head.deliveries) != head.delivery_hash:
+            raise Tampered(
+                f"delivery {head.deliveries}", f"differs from what {_where(head)} signed"
+            )
+        if all_signatures:
+            _check_signature(head, keys, _where(head))
+        if head.size in events.kept:
+            own[head.size] = head
+        report.heads, report.last = report.heads + 1, head
+    return own
+
+
+def _where(head: SignedHead) -> str:
+    return f"signed head {head.id} (size {head.size})"
+
+
+def _check_order(head: SignedHead, previous: SignedHead | None) -> None:
+    if head.id != (previous.id + 1 if previous else 1):
+        raise Tampered(_where(head), "signed heads before it were deleted")
+    if previous and (head.size < previous.size or head.deliveries < previous.deliveries):
+        raise Tampered(_where(head), "it states a shorter log than the head before it")
 
 
 def _check_signature(head: SignedHead, keys: Keys, where: str) -> None:
@@ -210,10 +253,9 @@ def _witnessed(
 
 
 def _check_witnesses(
-    kept: Sequence[tuple[Witness, Note, NoteHead]], heads: Sequence[SignedHead], keys: Keys,
-    events: dict[int, str], deliveries: dict[int, str], report: Report,
+    kept: Sequence[tuple[Witness, Note, NoteHead]], own: dict[int, SignedHead], keys: Keys,
+    events: ChainCursor, deliveries: ChainCursor, report: Report,
 ) -> None:  # fmt: skip
-    by_size = {h.size: h for h in heads}
     for w, _, head in kept:
         if head.size > report.events or head.deliveries > report.deliveries:
             raise Tampered(
@@ -221,12 +263,12 @@ def _check_witnesses(
                 f"it holds a head of {head.size} events and {head.deliveries} deliveries, but"
                 f" the log ends at {report.events} and {report.deliveries}: truncated",
             )
-        if events.get(head.size, GENESIS) != head.hash or (
-            deliveries.get(head.deliveries, GENESIS) != head.delivery_hash
+        if events.kept[head.size] != head.hash or (
+            deliveries.kept[head.deliveries] != head.delivery_hash
         ):
-            own, proof = by_size.get(head.size), ""
-            if own is not None:
-                _check_signature(own, keys, f"signed head {own.id}")
+            mine, proof = own.get(head.size), ""
+            if mine is not None:
+                _check_signature(mine, keys, f"signed head {mine.id}")
                 proof = " the log's key signed both: proof of equivocation"
             raise Tampered(
                 f"seq {head.size}",
@@ -245,23 +287,7 @@ def verify_log(
 ) -> Report:
     """Check the whole log; the report names the first problem, if any."""
     report = Report()
-    try:
-        keys = _keys(conn, pinned, report)
-        heads = _heads(conn)
-        kept = _witnessed(witnesses, keys, pinned)
-        events = {h.size: GENESIS for h in heads} | {k[2].size: GENESIS for k in kept}
-        deliveries = {h.deliveries: GENESIS for h in heads} | {
-            k[2].deliveries: GENESIS for k in kept
-        }
-        report.events = _events(conn, keys.anchor, events)
-        report.deliveries = _deliveries(conn, keys.anchor, deliveries)
-        report.heads, report.last = len(heads), heads[-1] if heads else None
-        _check_heads(heads, keys, events, deliveries, all_signatures)
-        _check_after_last(report)
-        _check_links(conn)
-        _check_witnesses(kept, heads, keys, events, deliveries, report)
-    except Tampered as exc:
-        report.problem = exc
+    _check_log(conn, pinned, witnesses, all_signatures, report)
     if not witnesses and report.intact:
         report.warnings.append(
             "no witness given: a truncation, or a rewrite by someone holding the signing key,"
@@ -270,10 +296,34 @@ def verify_log(
     return report
 
 
-def _check_after_last(report: Report) -> None:
+def _check_log(
+    conn: sqlite3.Connection, pinned: Verifier | None, witnesses: Sequence[Witness],
+    all_signatures: bool, report: Report,
+) -> None:  # fmt: skip
+    try:
+        keys = _keys(conn, pinned, report)
+        kept = _witnessed(witnesses, keys, pinned)
+        events = ChainCursor(_event_hashes(conn, keys.anchor), (k[2].size for k in kept))
+        deliveries = ChainCursor(
+            _delivery_hashes(conn, keys.anchor), (k[2].deliveries for k in kept)
+        )
+        own = _walk_heads(conn, keys, events, deliveries, all_signatures, report)
+        report.events, report.deliveries = events.finish(), deliveries.finish()
+        _check_last(report, keys, all_signatures)
+        _check_links(conn)
+        _check_witnesses(kept, own, keys, events, deliveries, report)
+    except Tampered as exc:
+        report.problem = exc
+
+
+def _check_last(report: Report, keys: Keys, all_signatures: bool) -> None:
+    """The last head's signature (every head's was checked on the way with
+    ``all_signatures``), and that nothing follows it."""
     last = report.last
     if last is None:
         raise Tampered("the file", "it has no signed head")
+    if not all_signatures:
+        _check_signature(last, keys, _where(last))
     if report.events > last.size:
         raise Tampered(f"seq {last.size + 1}", "appended after the last signed head (forged)")
     if report.deliveries > last.deliveries:
