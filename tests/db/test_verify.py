@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from bench.history import generate
-from ledger.db import evidence
+from ledger.db import connection, evidence
+from ledger.settings import Settings
 from ledger.verify import ChainCursor, Report, Tampered, verify_log
+from tests.helpers import name_folders
 
 ORDERS = 250  # 1,004 events of ~3 KB payloads: ~3 MB, more than verify may hold
 
@@ -76,3 +78,27 @@ def test_rows_after_the_last_head_are_still_checked() -> None:
     assert chain.hash_at(1) == "a"
     with pytest.raises(Tampered, match="seq 9"):
         chain.finish()
+
+
+def test_a_batch_committed_while_verify_reads_a_live_file_is_not_half_seen(
+    settings: Settings,
+) -> None:
+    """`ledger verify` on the file of a running writer reads one snapshot: a batch that
+    commits once it has read the signed heads (here, as it starts reading the events) is
+    not seen, rather than seen as events no head signed."""
+    name_folders(settings, {1: "one", 2: "two"})
+    with connection(settings.db_path) as writer, evidence(settings.db_path) as conn:
+        assert writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        grown: list[str] = []
+
+        def commit_a_batch_as_the_events_are_read(sql: str) -> None:
+            if not grown and sql.startswith("SELECT seq,") and "FROM events" in sql:
+                grown.append(sql)
+                name_folders(settings, {3: "three"})
+
+        conn.set_trace_callback(commit_a_batch_as_the_events_are_read)
+        report = verify_log(conn)
+    assert grown and report.intact, report.problem
+    assert report.events == 2
+    with evidence(settings.db_path) as conn:
+        assert verify_log(conn).events == 3
