@@ -217,14 +217,14 @@ class Served:
 
 def start_server(
     db: Path, *args: str, env: Mapping[str, str] | None = None, log: Path | None = None,
-    module: str = "ledger", fd_limit: int | None = None,
+    module: str = "ledger", fd_limit: int | None = None, python: str = sys.executable,
 ) -> Served:  # fmt: skip
-    """``python -m ledger serve`` (or ``module``) on free ports, in its own process group,
-    its output in ``log``, with at most ``fd_limit`` descriptors (soft and hard); returns
-    once both servers answer."""
+    """``python -m ledger serve`` (or ``module``, with another ``python``) on free ports, in
+    its own process group, its output in ``log``, with at most ``fd_limit`` descriptors
+    (soft and hard); returns once both servers answer."""
     port, ds_port = free_port(), free_port()
     log = log or db.with_name(f"{db.name}.serve-{port}.log")
-    command = [sys.executable, "-m", module, "serve", "--port", str(port),
+    command = [python, "-m", module, "serve", "--port", str(port),
                "--datasette-port", str(ds_port), *args]  # fmt: skip
     out: IO[bytes]
     with open(log, "wb") as out:

@@ -44,8 +44,13 @@ STATIC = HERE / "static"
 
 
 def default_metadata_path() -> Path | None:
-    candidate = HERE.parent.parent / "metadata.yml"  # the repository root
-    return candidate if candidate.exists() else None
+    """metadata.yml at the root of a checkout (where people edit it, and what an editable
+    install reads), else the copy a wheel carries beside this module (``setup.py``)."""
+    root = HERE.parent.parent
+    if (root / "pyproject.toml").exists() and (root / "metadata.yml").exists():
+        return root / "metadata.yml"
+    packaged = HERE / "metadata.yml"
+    return packaged if packaged.exists() else None
 
 
 def load_metadata(path: Path | None, db_name: str = METADATA_DB) -> dict[str, Any]:

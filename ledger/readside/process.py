@@ -125,7 +125,7 @@ def main() -> None:
     import uvicorn
 
     from ..listen import ACCEPT_BATCH, connection_cap, guarded_protocol
-    from .app import make_datasette
+    from .app import default_metadata_path, make_datasette
 
     config = ReadSideConfig(**json.loads(sys.stdin.readline()))
     logging.basicConfig(
@@ -133,9 +133,12 @@ def main() -> None:
     )
     _first_to_go()
     sock = socket.socket(fileno=config.fd)
+    metadata = Path(config.metadata) if config.metadata else default_metadata_path()
+    if metadata is None:  # an incomplete install: say so rather than serve a bare Datasette
+        log.warning("no metadata.yml found: no descriptions, canned queries or dashboards")
     ds = make_datasette(
-        Path(config.db_path), Path(config.metadata) if config.metadata else None,
-        config.password_hash, user=config.user, length_limit=config.length_limit,
+        Path(config.db_path), metadata, config.password_hash, user=config.user,
+        length_limit=config.length_limit,
     )  # fmt: skip
     protocol = guarded_protocol(
         "Datasette", config.header_timeout_s, connection_cap(config.max_connections)
