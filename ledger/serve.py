@@ -77,7 +77,11 @@ async def serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
-    log.info("receiver on http://%s:%d/orderdesk, Datasette on http://%s:%d/", *at)
+    log.info(
+        "receiver on http://%s:%d/orderdesk for stores %s, Datasette on http://%s:%d/",
+        at.host, at.port, ", ".join(sorted(settings.stores)), at.datasette_host,
+        at.datasette_port,
+    )  # fmt: skip
     if settings.rehearse:
         stores = "every store" if "*" in settings.rehearse else ", ".join(sorted(settings.rehearse))
         log.warning("rehearsal: posts of %s are answered 400 and never appended", stores)

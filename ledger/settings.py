@@ -10,6 +10,7 @@ operators.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
@@ -176,28 +177,87 @@ def _parse(f: Field[Any], env: str, value: str) -> Any:
         raise ConfigError(f"{env} is not a {f.type}: {value!r}") from None
 
 
+# Order Desk's store ids are numbers; an entry's id is named in an error only if it is
+# one (the part before the ':' of a malformed entry may be its key).
+STORE_ID = re.compile(r"[0-9]{1,20}")
+KEY_SEPARATORS = ",;:"
+
+
+def _key_problem(key: str) -> str | None:
+    """What makes ``key`` no API key, in words that do not repeat it."""
+    if not key:
+        return "the API key is empty"
+    if any(c.isspace() for c in key):
+        return "the API key holds whitespace"
+    if bad := next((c for c in key if c in KEY_SEPARATORS), None):
+        return f"the API key holds {bad!r} (entries are id:key, separated by ',' alone)"
+    if not key.isascii() or not key.isprintable():
+        return "the API key holds a character that is not printable ASCII"
+    return None
+
+
+def _store_entry(n: int, entry: str) -> tuple[str, str]:
+    store_id, sep, key = entry.partition(":")
+    where = f"ORDERDESK_STORES entry {n}"
+    if sep and STORE_ID.fullmatch(store_id.strip()):  # without ':' it may all be a key
+        where += f" (store {store_id.strip()})"
+    if not entry.strip():
+        problem: str | None = "empty (entries are id:key, separated by ',' alone)"
+    elif not sep:
+        problem = "no ':' between a store id and its API key"
+    elif store_id != store_id.strip():
+        problem = "whitespace around the store id"
+    elif not STORE_ID.fullmatch(store_id):
+        problem = "the store id is not a number (Order Desk's are)"
+    else:
+        problem = _key_problem(key)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return store_id, key
+
+
 def parse_stores(spec: str) -> dict[str, str]:
-    """Parse ``"id1:key1,id2:key2"`` into ``{store_id: api_key}``."""
+    """Parse ``"id1:key1,id2:key2"`` into ``{store_id: api_key}``, strictly: no empty
+    entry, no whitespace, no separator but ',', no store twice. An error names the entry
+    by its position and its store id, never its key."""
     stores: dict[str, str] = {}
-    for item in spec.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        store_id, sep, key = item.partition(":")
-        if not sep or not store_id.strip() or not key:
+    first: dict[str, int] = {}
+    for n, entry in enumerate(spec.split(","), 1):
+        store_id, key = _store_entry(n, entry)
+        if store_id in stores:
             raise ConfigError(
-                f"ORDERDESK_STORES entry {store_id.strip()!r} is not of the form id:key"
+                f"ORDERDESK_STORES entry {n} (store {store_id}) repeats entry {first[store_id]}"
             )
-        stores[store_id.strip()] = key
+        stores[store_id], first[store_id] = key, n
     return stores
 
 
-def stores_from_env(env: Mapping[str, str]) -> dict[str, str]:
-    stores = parse_stores(env.get("ORDERDESK_STORES", ""))
-    single_id = env.get("ORDERDESK_STORE_ID", "").strip()
-    single_key = env.get("ORDERDESK_API_KEY", "")
-    if single_id and single_key:
-        stores[single_id] = single_key
-    elif single_id or single_key:
+def _single_store(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """ORDERDESK_STORE_ID and ORDERDESK_API_KEY: both or neither."""
+    store_id, key = env.get("ORDERDESK_STORE_ID", ""), env.get("ORDERDESK_API_KEY", "")
+    if not store_id and not key:
+        return None
+    if not store_id or not key:
         raise ConfigError("set both ORDERDESK_STORE_ID and ORDERDESK_API_KEY, or neither")
+    if not STORE_ID.fullmatch(store_id):
+        raise ConfigError("ORDERDESK_STORE_ID is not a number (Order Desk's store ids are)")
+    if problem := _key_problem(key):
+        raise ConfigError(f"ORDERDESK_API_KEY (store {store_id}): {problem}")
+    return store_id, key
+
+
+def stores_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """ORDERDESK_STORES when set is the whole list; a single store set beside it is added
+    to it unless the two give its id different keys."""
+    spec = env.get("ORDERDESK_STORES", "")
+    stores = parse_stores(spec) if spec.strip() else {}
+    single = _single_store(env)
+    if single:
+        store_id, key = single
+        if stores.get(store_id, key) != key:
+            raise ConfigError(
+                f"store {store_id} has one API key in ORDERDESK_STORES and another in"
+                " ORDERDESK_API_KEY"
+            )
+        stores[store_id] = key
     return stores
