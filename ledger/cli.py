@@ -36,13 +36,13 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def setting_option(name: str) -> Callable[[F], F]:
+def setting_option(name: str, **options: Any) -> Callable[[F], F]:
     """The option for Settings field ``name``, its help taken from the field."""
     meta = SETTINGS[name].metadata
     where = f"env {meta['env']}" if meta["env"] else ""
     shown = meta["shown"] or SETTINGS[name].default
     help_text = f"{meta['help']} [{where}, default {shown}]" if where else meta["help"]
-    return click.option(meta["option"], name, default=None, help=help_text)
+    return click.option(meta["option"], name, default=None, help=help_text, **options)
 
 
 def settings_from(**given: Any) -> Settings:
@@ -82,6 +82,7 @@ def cli() -> None:
     "--metadata", type=click.Path(exists=True, dir_okay=False), help="Datasette metadata.yml"
 )
 @setting_option("max_body_bytes")
+@setting_option("trusted_proxies", multiple=True, metavar="ADDR")
 @click.option(
     "--rehearse",
     is_flag=False,
@@ -120,6 +121,7 @@ def serve(
     metadata: str | None,
     max_body_bytes: str | None,
     rehearse: str | None,
+    trusted_proxies: tuple[str, ...],
     datasette_password: str | None,
     publish_to: str | None,
     publish_every: float,
@@ -129,6 +131,7 @@ def serve(
     from .readside.login import password_hash_from
     from .serve import Addresses
     from .serve import serve as run
+    from .settings import trusted_proxies as proxies
     from .startup import open_ledger
 
     settings = settings_from(db_path=db_path, key_file=key_file, signing_key_file=signing_key_file)
@@ -136,6 +139,8 @@ def serve(
         settings = settings.with_(max_body_bytes=int(max_body_bytes))
     if rehearse:
         settings = settings.with_(rehearse=PARSERS["frozenset[str]"](rehearse))
+    if trusted_proxies:
+        settings = settings.with_(trusted_proxies=proxies(trusted_proxies, "--trusted-proxy"))
     settings.require_stores()
     password_hash = password_hash_from(datasette_password, settings.datasette_password_hash)
     open_ledger(settings)

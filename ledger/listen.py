@@ -1,4 +1,4 @@
-"""Listening sockets, and connections that cannot hold them.
+"""Listening sockets, connections that cannot hold them, and whose forwarding is believed.
 
 uvicorn's HTTP/1.1 protocol waits for a request's headers for as long as the peer likes,
 and accepts until the process runs out of descriptors; ``accept()`` then fails with
@@ -14,6 +14,7 @@ import logging
 import resource
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import h11
@@ -137,3 +138,10 @@ def guarded_protocol(what: str, header_timeout_s: float, cap: int) -> type[H11Pr
             self.transport.close()
 
     return Guarded
+
+
+def forwarded(trusted: Sequence[str]) -> dict[str, Any]:
+    """uvicorn's proxy settings: X-Forwarded-For believed from ``trusted`` alone. Its
+    default believes 127.0.0.1 (or FORWARDED_ALLOW_IPS), so any local process could put
+    any address into the audit record."""
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": list(trusted)}

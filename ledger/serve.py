@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import uvicorn
 
-from .listen import ACCEPT_BATCH, bind, connection_cap, guarded_protocol
+from .listen import ACCEPT_BATCH, bind, connection_cap, forwarded, guarded_protocol
 from .publish import Publish, publish_heads
 from .readside.app import length_limit_for
 from .readside.process import ReadSideConfig, Supervised, supervise
@@ -54,6 +54,7 @@ async def serve(
         datasette_sock.fileno(), str(settings.db_path), str(metadata) if metadata else None,
         datasette_password_hash, settings.datasette_user, settings.header_timeout_s,
         settings.max_connections, length_limit_for(settings.max_body_bytes),
+        list(settings.trusted_proxies),
     )  # fmt: skip
     protocol = guarded_protocol(
         "receiver", settings.header_timeout_s, connection_cap(settings.max_connections)
@@ -63,7 +64,7 @@ async def serve(
     server = _Server(
         uvicorn.Config(
             app, http=protocol, log_level="info", lifespan="on",
-            access_log=False, backlog=ACCEPT_BATCH,
+            access_log=False, backlog=ACCEPT_BATCH, **forwarded(settings.trusted_proxies),
         )
     )  # fmt: skip
     # Everything built so far lives as long as the process: out of the collector's way.

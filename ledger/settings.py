@@ -9,9 +9,10 @@ operators.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,13 @@ class Settings:
         shown="none: no login",
         essential=True,
     )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        "proxies whose `X-Forwarded-For` is believed (addresses, networks); else the peer",
+        "LEDGER_TRUSTED_PROXIES",
+        "--trusted-proxy",
+        shown="none",
+    )
     # Tunables (no environment variable).
     close_every: int = setting(5_000, "close the inventory movements every this many events")
     wal_limit_bytes: int = setting(
@@ -159,7 +167,25 @@ def declared() -> Iterator[Field[Any]]:
     yield from fields(Settings)
 
 
+def trusted_proxies(
+    entries: Iterable[str], source: str = "LEDGER_TRUSTED_PROXIES"
+) -> tuple[str, ...]:
+    """Each entry an IP address or network, checked here: uvicorn would take a typo for a
+    host name that never matches, and believe no one without saying so."""
+    found = []
+    for n, entry in enumerate(entries, 1):
+        try:
+            network = ipaddress.ip_network(entry.strip())
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source} entry {n} is not an IP address or network: {exc}"
+            ) from None
+        found.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+    return tuple(found)
+
+
 PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "tuple[str, ...]": lambda value: trusted_proxies(value.split(",")),
     "Path": Path,
     "Path | None": Path,
     "int": int,

@@ -42,6 +42,7 @@ class ReadSideConfig:
     header_timeout_s: float
     max_connections: int
     length_limit: int
+    trusted_proxies: list[str]
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _exit_with_parent(server: object) -> None:
 def main() -> None:
     import uvicorn
 
-    from ..listen import ACCEPT_BATCH, connection_cap, guarded_protocol
+    from ..listen import ACCEPT_BATCH, connection_cap, forwarded, guarded_protocol
     from .app import default_metadata_path, make_datasette
 
     config = ReadSideConfig(**json.loads(sys.stdin.readline()))
@@ -145,7 +146,12 @@ def main() -> None:
     )
     server = uvicorn.Server(
         uvicorn.Config(
-            ds.app(), http=protocol, lifespan="off", log_level="warning", backlog=ACCEPT_BATCH
+            ds.app(),
+            http=protocol,
+            lifespan="off",
+            log_level="warning",
+            backlog=ACCEPT_BATCH,
+            **forwarded(config.trusted_proxies),
         )
     )
     threading.Thread(target=_exit_with_parent, args=(server,), daemon=True).start()

@@ -16,6 +16,7 @@ from tests.helpers import (
     RAW_POST_HEAD,
     SAMPLES,
     ledger,
+    make_order,
     post_order,
     raw_request,
     rows,
@@ -196,3 +197,38 @@ def test_metrics_count_posts_and_report_the_file(tmp_path: Path) -> None:
     assert samples[("ledger_process_up", (("process", "writer"),))] == 1
     assert samples[("ledger_process_up", (("process", "read_side"),))] == 1
     assert API_KEY not in scrape.text
+def post_from(base: str, source: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """A signed post of ``body`` from the loopback address ``source`` (127.0.0.0/8 is all
+    this machine's), with extra ``headers``."""
+    kwargs = form(body, headers=headers)
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=30) as http:
+        return http.post(f"{base}/orderdesk", **kwargs)
+
+
+def test_a_forged_x_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    """By default no X-Forwarded-For is believed, not even from 127.0.0.1 (uvicorn's own
+    default, and its FORWARDED_ALLOW_IPS, would): the peer is recorded. With
+    LEDGER_TRUSTED_PROXIES, only the proxy's header names the client."""
+    db = tmp_path / "ledger.db"
+    forged = {"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9"}
+    env = ledger_env(db, FORWARDED_ALLOW_IPS="*")
+    with running_server(db, env=env) as served:
+        assert post_from(served.base, "127.0.0.1", make_order(1), forged).status_code == 200
+        assert post_from(served.base, "127.0.0.3", make_order(2), forged).status_code == 200
+        assert "/orderdesk for stores 70412," in served.output()
+    with running_server(db, env=env | {"LEDGER_TRUSTED_PROXIES": "127.0.0.2"}) as served:
+        assert post_from(served.base, "127.0.0.1", make_order(3), forged).status_code == 200
+        assert post_from(served.base, "127.0.0.2", make_order(4), forged).status_code == 200
+    assert rows(db, "SELECT remote_addr FROM deliveries ORDER BY id") == [
+        ("127.0.0.1",), ("127.0.0.3",), ("127.0.0.1",), ("203.0.113.9",)
+    ]  # fmt: skip
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    refused = ledger("serve", "--trusted-proxy", "caddy", env=ledger_env(db))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "Error: --trusted-proxy entry 1 is not an IP address or network:"
+        " 'caddy' does not appear to be an IPv4 or IPv6 network"
+    )
