@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from ledger.db import uri
+
 
 def parser_for(name: str) -> Callable[[str], Any]:
     if name == "msgspec":
@@ -33,7 +35,7 @@ def parser_for(name: str) -> Callable[[str], Any]:
 
 
 def read_and_parse(db: str, parse: Callable[[str], Any]) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         cursor = conn.execute("SELECT seq, payload FROM events ORDER BY seq")
         count = 0

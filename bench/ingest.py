@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledger.db import uri
+
 from .load import run_load
 from .pool import Pool, build_pool
 from .procs import Server, baseline_server, ledger_server
@@ -49,7 +51,7 @@ def cached_pool(cache: Path, size: int, offset: int, duplicates: float) -> Pool:
 
 
 def _counts(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         events = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         deliveries = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]

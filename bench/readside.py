@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from ledger.db import uri
 from ledger.projections.triggers import CLOSED_SEQ_SQL
 from ledger.readside.app import default_metadata_path, load_metadata
 from ledger.readside.pages import named_params
@@ -56,7 +57,7 @@ PAGES: list[tuple[str, str, float | None]] = [
 
 
 def _order_ids(db: Path, count: int, seed: int = 5) -> list[str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         low, high = conn.execute("SELECT min(rowid), max(rowid) FROM orders").fetchone()
         rng = random.Random(seed)
@@ -73,7 +74,7 @@ def _order_ids(db: Path, count: int, seed: int = 5) -> list[str]:
 
 
 def _views(db: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")]
     finally:
@@ -106,7 +107,7 @@ def _charts(db_name: str) -> list[tuple[str, str]]:
 
 
 def _top_sku(db: Path) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         row = conn.execute("SELECT code FROM inventory ORDER BY ordered DESC LIMIT 1").fetchone()
         return str(row[0]) if row else ""
@@ -116,7 +117,7 @@ def _top_sku(db: Path) -> str:
 
 def _unclosed_movements(db: Path) -> int:
     """The movements reconcile_inventory_drift recounts on each load (after the close)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         sql = f"SELECT count(*) FROM inventory_movements WHERE seq > coalesce({CLOSED_SEQ_SQL}, 0)"
         return int(conn.execute(sql).fetchone()[0])
@@ -126,7 +127,7 @@ def _unclosed_movements(db: Path) -> int:
 
 def _deep_after_seq(db: Path, code: str) -> str:
     """history_of_sku's after_seq for the SKU's last full page: the most totals to carry."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         row = conn.execute(
             "SELECT seq FROM inventory_movements WHERE code = ?"

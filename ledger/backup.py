@@ -18,6 +18,8 @@ def backup(db_path: Path, dest: Path) -> int:
     """
     if dest.exists():
         raise BackupError(f"{dest} exists already; a backup never overwrites")
+    if not dest.parent.is_dir():
+        raise BackupError(f"cannot back up to {dest}: there is no directory {dest.parent}")
     partial = dest.with_name(dest.name + ".partial")
     source = connect(db_path, readonly=True)
     try:
@@ -29,7 +31,7 @@ def backup(db_path: Path, dest: Path) -> int:
             target.close()
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
-        raise BackupError(f"backup failed: {exc}") from None
+        raise BackupError(f"backup to {dest} failed: {exc}") from None
     finally:
         source.close()
     os.replace(partial, dest)

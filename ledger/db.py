@@ -45,7 +45,10 @@ def connect(
     without creating ``-wal`` or ``-shm`` files beside it."""
     readonly = readonly or immutable
     address = uri(path, mode="ro" if readonly else None, immutable=immutable)
-    conn = sqlite3.connect(address, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn = sqlite3.connect(address, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.OperationalError as exc:  # SQLite's message names no file
+        raise sqlite3.OperationalError(f"{path}: {exc}{_why_not(Path(path))}") from None
     conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     conn.execute("PRAGMA foreign_keys = ON")
     # INSERT OR REPLACE deletes without firing DELETE triggers unless this is on.
@@ -54,6 +57,12 @@ def connect(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")  # a 200 promises the post survives a crash
     return conn
+
+
+def _why_not(path: Path) -> str:
+    if not path.parent.is_dir():
+        return f" (there is no directory {path.parent})"
+    return "" if path.exists() else " (there is no such file)"
 
 
 @contextlib.contextmanager

@@ -33,7 +33,9 @@ def write_key(path: Path, signer: Signer) -> None:
         with open(path, "x", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
             fh.write(signer.skey + "\n")
     except FileNotFoundError:
-        raise ConfigError(f"cannot write the signing key: {path.parent} does not exist") from None
+        raise ConfigError(
+            f"cannot write the signing key {path}: there is no directory {path.parent}"
+        ) from None
 
 
 def read_key(path: Path) -> Signer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from .db import connection, writing
+from .keys import load_signing
 from .log import last_seq
 from .projections import catch_up
 from .projections.positions import position
@@ -25,6 +26,7 @@ def open_ledger(settings: Settings) -> None:
     with connection(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms) as conn:
         older = ensure_schema(conn, settings)
         behind = last_seq(conn) - position(conn)
+        load_signing(conn, settings)  # a missing or foreign key fails here, in one line
     if older or behind > settings.rebuild_beyond:
         log.warning(
             "projections %s: rebuilding them from the log (%d events)",

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..db import connect, immediate, read_snapshot
+from ..db import connect, immediate, read_snapshot, uri
 from ..events import FOLDER_NAMED
 from ..log import iter_events, last_seq
 from ..readside.sql_views import create_read_indexes, ensure_views
@@ -170,7 +170,7 @@ def check(
     with _scratch_file(settings.db_path) as path:
         live = connect(settings.db_path, readonly=True, busy_timeout_ms=settings.busy_timeout_ms)
         try:
-            live.execute("ATTACH ? AS scratch", (str(path),))
+            live.execute("ATTACH ? AS scratch", (uri(path),))
             with read_snapshot(live):  # one snapshot of the log and the live tables
                 require_current(live)
                 until = position(live, PROJECTED)
@@ -191,7 +191,7 @@ def rebuild(
     with _scratch_file(settings.db_path) as path:
         conn = connect(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
         try:
-            conn.execute("ATTACH ? AS scratch", (str(path),))
+            conn.execute("ATTACH ? AS scratch", (uri(path),))
             with read_snapshot(conn):
                 refuse_newer(conn)  # a newer file's projections are not ours to replace
                 until = last_seq(conn)

@@ -28,7 +28,7 @@ from datasette.utils import tilde_encode
 from datasette_auth_passwords.utils import hash_password
 from litestar.testing import TestClient
 
-from ledger.db import connect
+from ledger.db import connect, uri
 from ledger.errors import ConfigError
 from ledger.heads import append_head
 from ledger.jobs import AppendSnapshot, Job, NameFolder, RecordRejection, run_alone
@@ -222,7 +222,7 @@ def file_state(db: Path) -> tuple[str, str, list[str]]:
 
     (The -shm file is SQLite's shared-memory index, rewritten by readers: not content.)"""
     wal = Path(f"{db}-wal")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         dump = list(conn.iterdump())
     finally:

@@ -22,6 +22,7 @@ from urllib.parse import quote_plus
 import httpx
 import pytest
 
+from ledger.db import uri
 from ledger.testing import API_KEY, Probe, Served, encode, ledger_env, order, running_server
 from ledger.testing import signed_form as form
 from tests.helpers import STORE_ID, rows
@@ -246,7 +247,7 @@ def test_a_refused_post_costs_at_most_half_a_kilobyte(served: Served, tmp_path: 
 def _bytes_of(db: Path) -> tuple[int, int]:
     """Bytes the deliveries (rows and indexes) and the signed heads fill, as a reader sees
     them, the committed pages in the WAL included."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(uri(db, mode="ro"), uri=True)
     try:
         used = dict(conn.execute(
             "SELECT s.tbl_name = 'signed_heads', sum(d.pgsize - d.unused) FROM dbstat d"
