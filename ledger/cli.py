@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -32,6 +33,9 @@ def friendly(fn: F) -> F:
             raise click.ClickException(str(exc)) from None
         except sqlite3.Error as exc:
             raise click.ClickException(f"database error: {exc}") from None
+        except OSError as exc:  # a file or directory the command was pointed at
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -59,12 +63,29 @@ def existing_db(settings: Settings) -> Path:
     return settings.db_path
 
 
+ASK = "\0ask"  # --datasette-password given with no value
+PASSWORD_ENV = "LEDGER_DATASETTE_PASSWORD"
+
+
+def asked_password() -> str:
+    """The password from the environment, else asked on the terminal; under systemd there
+    is none, and saying why beats click's bare 'Aborted!'."""
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            f"--datasette-password: no terminal to ask the password on; set {PASSWORD_ENV},"
+            " or a hash in LEDGER_DATASETTE_PASSWORD_HASH (`datasette hash-password`)"
+        )
+    return str(click.prompt("Datasette password", hide_input=True))
+
+
 db_option = setting_option("db_path")
 key_option = setting_option("key_file")
 signing_option = setting_option("signing_key_file")
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="orderdesk-ledger")
 def cli() -> None:
     """An append-only, tamper-evident ledger of Order Desk order posts."""
@@ -95,12 +116,17 @@ def cli() -> None:
 )
 @click.option(
     "--datasette-password",
-    prompt="Datasette password",
-    prompt_required=False,
-    hide_input=True,
-    envvar="LEDGER_DATASETTE_PASSWORD",
-    help="put Datasette behind a login (user ledger); give no value to be prompted"
-    " [env LEDGER_DATASETTE_PASSWORD, or a hash in LEDGER_DATASETTE_PASSWORD_HASH]",
+    is_flag=False,
+    flag_value=ASK,
+    envvar=PASSWORD_ENV,
+    help="put Datasette behind a login (user ledger); with no value, read from the env or"
+    " asked on the terminal [env LEDGER_DATASETTE_PASSWORD, or a hash in"
+    " LEDGER_DATASETTE_PASSWORD_HASH]",
+)
+@click.option(
+    "--public-datasette",
+    is_flag=True,
+    help="let Datasette listen off loopback with no login (it shows customers' addresses)",
 )
 @click.option(
     "--publish-to",
@@ -123,12 +149,13 @@ def serve(
     rehearse: str | None,
     trusted_proxies: tuple[str, ...],
     datasette_password: str | None,
+    public_datasette: bool,
     publish_to: str | None,
     publish_every: float,
 ) -> None:
     """Receive posts on POST /orderdesk and serve the file through Datasette."""
     from .publish import Publish
-    from .readside.login import password_hash_from
+    from .readside.login import password_hash_from, require_login_off_loopback
     from .serve import Addresses
     from .serve import serve as run
     from .settings import trusted_proxies as proxies
@@ -142,7 +169,9 @@ def serve(
     if trusted_proxies:
         settings = settings.with_(trusted_proxies=proxies(trusted_proxies, "--trusted-proxy"))
     settings.require_stores()
-    password_hash = password_hash_from(datasette_password, settings.datasette_password_hash)
+    password = asked_password() if datasette_password == ASK else datasette_password
+    password_hash = password_hash_from(password, settings.datasette_password_hash)
+    require_login_off_loopback(datasette_host, password_hash, public_datasette)
     open_ledger(settings)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -348,25 +377,25 @@ def rebuild(db_path: str | None, check: bool) -> None:
 @click.option(
     "--legacy", is_flag=True, help="sign rawurldecode(order), like old Order Desk samples"
 )
+@click.option(
+    "--cacert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="trust the https URL's certificate if this CA signed it (a proxy's private CA)",
+)
+@friendly
 def send(
-    files: tuple[str, ...], url: str, store_id: str, api_key: str, multipart: bool, legacy: bool
-) -> None:
+    files: tuple[str, ...], url: str, store_id: str, api_key: str, multipart: bool,
+    legacy: bool, cacert: Path | None,
+) -> None:  # fmt: skip
     """Sign and post payload files exactly as Order Desk does."""
     from .send import post_order
 
     failed = 0
     for name in files:
-        try:
-            sent = post_order(
-                url,
-                Path(name).read_bytes(),
-                store_id,
-                api_key,
-                as_multipart=multipart,
-                legacy=legacy,
-            )
-        except OSError as exc:
-            raise click.ClickException(f"cannot reach {url}: {exc}") from None
+        sent = post_order(
+            url, Path(name).read_bytes(), store_id, api_key, as_multipart=multipart,
+            legacy=legacy, cacert=cacert,
+        )  # fmt: skip
         failed += sent.status not in (200, 201)
         click.echo(f"{name}: {sent.status} {sent.body}")
     if failed:

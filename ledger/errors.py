@@ -104,3 +104,7 @@ class OlderSchema(LedgerError):
 
 class BackupError(LedgerError):
     """The backup could not be written."""
+
+
+class SendError(LedgerError):
+    """``ledger send`` got no answer: refused, unreachable, untrusted, or not a URL."""

@@ -232,3 +232,36 @@ def test_a_trusted_proxy_that_is_no_address_is_refused(tmp_path: Path) -> None:
         "Error: --trusted-proxy entry 1 is not an IP address or network:"
         " 'caddy' does not appear to be an IPv4 or IPv6 network"
     )
+
+
+def test_the_password_is_read_from_the_environment_with_no_terminal(tmp_path: Path) -> None:
+    """As under systemd: --datasette-password with no value and no tty reads
+    LEDGER_DATASETTE_PASSWORD (click's prompt aborted there)."""
+    db = tmp_path / "ledger.db"
+    env = ledger_env(db, LEDGER_DATASETTE_PASSWORD="a long passphrase")
+    with running_server(db, "--datasette-password", env=env) as served:
+        anonymous = httpx.get(f"{served.datasette}/ledger/orders", timeout=10)
+        assert anonymous.status_code in (302, 401)
+        assert "a long passphrase" not in served.output()
+
+
+def test_a_file_name_with_uri_characters_is_the_file_written_backed_up_and_served(
+    tmp_path: Path,
+) -> None:
+    """'#', '?' and '%' end or escape a file: URI's path: every connection escapes them,
+    so the posts, the key, the backup and the read side all use exactly these files."""
+    db = tmp_path / "a#b?c%20d.db"
+    env = ledger_env(db)
+    copy = tmp_path / "copy#1?.db"
+    with running_server(db, env=env) as served:
+        assert post_order(served.base, sample("a-new-order")).status_code == 200
+        orders = httpx.get(f"{served.datasette}/a~23b~3Fc~2520d/orders.json?_shape=array")
+        assert [o["order_id"] for o in orders.json()] == ["3910457"]
+        assert ledger("backup", str(copy), env=env).returncode == 0
+    assert ledger("verify", "--db", str(copy), env=env).returncode == 0
+    assert ledger("rebuild", env=env).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".log")) == sorted(
+        [db.name, f"{db.name}.signing-key", copy.name]
+        + [f"{db.name}-{s}" for s in ("wal", "shm") if (tmp_path / f"{db.name}-{s}").exists()]
+    )
+    assert rows(db, "SELECT order_id FROM orders") == [("3910457",)]
