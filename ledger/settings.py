@@ -112,10 +112,11 @@ class Settings:
     )
     trusted_proxies: tuple[str, ...] = setting(
         (),
-        "proxies whose `X-Forwarded-For` is believed (addresses, networks); else the peer",
+        "proxies whose `X-Forwarded-For` is believed (IPs, networks); else the peer's",
         "LEDGER_TRUSTED_PROXIES",
         "--trusted-proxy",
         shown="none",
+        essential=True,
     )
     # Tunables (no environment variable).
     close_every: int = setting(5_000, "close the inventory movements every this many events")
