@@ -197,6 +197,8 @@ def test_metrics_count_posts_and_report_the_file(tmp_path: Path) -> None:
     assert samples[("ledger_process_up", (("process", "writer"),))] == 1
     assert samples[("ledger_process_up", (("process", "read_side"),))] == 1
     assert API_KEY not in scrape.text
+
+
 def post_from(base: str, source: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
     """A signed post of ``body`` from the loopback address ``source`` (127.0.0.0/8 is all
     this machine's), with extra ``headers``."""
