@@ -244,6 +244,7 @@ def create_app(settings: Settings) -> Litestar:
         on_shutdown=[stop],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
+        logging_config=None,  # the process configures logging: one format for every line
     )
     app.state.metrics = Metrics(settings.db_path, lambda: running(app))
     return app
