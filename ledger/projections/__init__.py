@@ -15,9 +15,8 @@ from typing import Any
 from ..db import savepoint
 from ..events import FOLDER_NAMED, ORDER_SNAPSHOT, StoredEvent
 from ..log import iter_events
-from ..payload import parse_order
 from .fold import rename_folder, take_snapshot
-from .order_view import view_order
+from .order_view import view_of
 from .positions import position, set_position
 from .sink import (
     INSERT_ISSUE,
@@ -33,7 +32,7 @@ from .tables import ORDER_HISTORY, PROJECTED
 
 def _snapshot(sink: LiveSink, event: StoredEvent) -> None:
     assert event.order_id is not None
-    view = view_order(parse_order(event.payload))
+    view = view_of(event.payload)
     sink.add(INSERT_ISSUE, issue_rows(event, view.issues))
     prior = sink.load_state(event.store_id, event.order_id)
     name = sink.folder_name(event.store_id, view.folder_id)

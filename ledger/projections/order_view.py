@@ -1,8 +1,9 @@
 """From one order snapshot to what it says of the order, typed. Pure functions only.
 
 Order Desk payloads drift across eras: fields go missing, numbers arrive as
-strings, empty maps arrive as ``[]``. Nothing here raises on a payload; what it
-cannot use becomes an *issue* string that is recorded beside the event.
+strings, empty maps arrive as ``[]``. What a payload holds that the view cannot use
+becomes an *issue* string recorded beside the event; the only thing raised is
+``NotProjected``, for a snapshot too big to project in bounded time (``view_of``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,31 @@ SMALL = 10**15
 SQL_INTEGER = 2**63  # SQLite's INTEGER is signed 64-bit
 
 
+# What one snapshot may hold and still be projected. Each line or shipment costs the
+# writer ~30 us, so 10,000 keep the slowest post near 0.3 s; past them every other post
+# would wait seconds (docs/performance.md). Brackets are counted in the text before it
+# is parsed (str.count runs in C): 5 MB of ``{},`` would build 1.6M records first.
+MAX_ROWS = 10_000  # order lines and shipments together
+MAX_BRACKETS = 5 * MAX_ROWS  # ``{`` and ``[``, those inside strings too
+
+
+class NotProjected(Exception):
+    """A snapshot the projections leave out: it stays in the log, and why is recorded in
+    projection_issues, the same way live and on every rebuild."""
+
+
 @dataclass
 class Issues:
-    found: list[str] = field(default_factory=list)
+    # A dict keeps the order found and answers "seen already?" at once: 10,000 lines
+    # with a bad price each would otherwise cost 50M comparisons.
+    seen: dict[str, None] = field(default_factory=dict)
 
     def add(self, text: str) -> None:
-        if text not in self.found:
-            self.found.append(text)
+        self.seen[text] = None
+
+    @property
+    def found(self) -> list[str]:
+        return list(self.seen)
 
 
 NO_ADDRESS = payload.Address()
@@ -168,11 +187,24 @@ def _shipment(line: int, raw: Any, issues: Issues) -> Shipment | None:
     )
 
 
+def view_of(text: str) -> OrderView:
+    """What one payload says of its order; NotProjected if it is beyond the bounds."""
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_BRACKETS:
+        raise NotProjected(f"{brackets:,} brackets, more than {MAX_BRACKETS:,}")
+    return view_order(payload.parse_order(text))
+
+
 def view_order(order: payload.Order) -> OrderView:
     issues = Issues()
     customer, shipping = as_address(order.customer), as_address(order.shipping)
     raw_items = as_list(order.order_items, "order_items", issues)
     raw_shipments = as_list(order.order_shipments, "order_shipments", issues)
+    if len(raw_items) + len(raw_shipments) > MAX_ROWS:
+        raise NotProjected(
+            f"{len(raw_items):,} lines and {len(raw_shipments):,} shipments,"
+            f" more than {MAX_ROWS:,} together"
+        )
     items = tuple(i for n, r in enumerate(raw_items) if (i := _item(n, r, issues)))
     shipments = tuple(s for n, r in enumerate(raw_shipments) if (s := _shipment(n, r, issues)))
     folder_id = whole(order.folder_id, "folder_id", issues)

@@ -23,10 +23,9 @@ from typing import Any
 from ..db import connect
 from ..events import FOLDER_NAMED, ORDER_SNAPSHOT, StoredEvent
 from ..log import iter_events
-from ..payload import parse_order
 from ..settings import Settings
 from .fold import OrderState, rename_folder, take_snapshot
-from .order_view import OrderView, view_order
+from .order_view import OrderView, view_of
 from .sink import (
     BulkSink,
     Row,
@@ -106,7 +105,7 @@ def _replay_order(
             continue
         count += 1
         try:
-            view = view_order(parse_order(event.payload))
+            view = view_of(event.payload)
             name = folders.at(store_id, view.folder_id, event.seq)
             step = take_snapshot(state, event.seq, event.order_updated_at, view, name)
         except Exception as exc:  # the same rule as the live path: record, skip, go on

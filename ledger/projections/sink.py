@@ -16,7 +16,7 @@ from typing import Any
 from ..events import StoredEvent
 from ..table import Table
 from .fold import History, OrderState, Step
-from .order_view import OrderView
+from .order_view import NotProjected, OrderView
 from .tables import (
     FOLDERS,
     INVENTORY_MOVEMENTS,
@@ -84,6 +84,8 @@ def issue_rows(event: StoredEvent, issues: Sequence[str]) -> list[Row]:
 
 def not_projected(exc: Exception) -> str:
     """The issue recorded for an event whose projection failed (live and rebuild alike)."""
+    if isinstance(exc, NotProjected):  # left out on purpose: the reason is the message
+        return f"not projected: {exc}"
     return f"not projected: {type(exc).__name__}: {exc}"
 
 

@@ -21,6 +21,7 @@ from ledger.keys import load_signing
 from ledger.log import Delivery, iter_events, utcnow
 from ledger.projections import rebuild
 from ledger.projections.closing import close_movements
+from ledger.projections.order_view import MAX_ROWS
 from ledger.projections.tables import ORDER_FACETS, PROJECTION_TABLES, create_projection_tables
 from ledger.readside.sql_views import create_read_indexes
 from ledger.schema import SCHEMA_VERSION
@@ -189,6 +190,23 @@ def test_absurd_numbers_are_issues_not_failures(settings: Settings) -> None:
         ("order_items[0].quantity -1E+400 is out of range",),
         ("order_total 1E+999999 is out of range",),
     ]
+
+
+def test_a_snapshot_beyond_the_bounds_is_logged_and_named_not_projected(
+    settings: Settings,
+) -> None:
+    lines = [{"code": "A", "quantity": 1}] * (MAX_ROWS + 1)
+    too_big = {"id": "8", "date_updated": "2025-01-02 00:00:00", "order_items": lines}
+    earlier = {"id": "8", "date_updated": "2025-01-01 00:00:00", "order_items": lines[:2]}
+    append_signed(settings, [encode(too_big), encode(earlier)])
+    db = settings.db_path
+    named = [(1, "not projected: 10,001 lines and 0 shipments, more than 10,000 together")]
+    assert rows(db, "SELECT seq, issue FROM projection_issues") == named
+    assert rows(db, "SELECT seq, snapshots_seen, items_count FROM orders") == [(2, 1, 2)]
+    assert rows(db, "SELECT count(*) FROM events") == [(2,)]
+    assert rebuild.check(settings) == []
+    rebuild.rebuild(settings)
+    assert rows(db, "SELECT seq, issue FROM projection_issues") == named
 
 
 def test_rebuild_check_reports_a_hand_edited_projection(

@@ -7,7 +7,16 @@ from decimal import Decimal
 import pytest
 
 from ledger import payload
-from ledger.projections.order_view import Issues, cents, view_order
+from ledger.projections.order_view import (
+    MAX_BRACKETS,
+    MAX_ROWS,
+    Issues,
+    NotProjected,
+    cents,
+    view_of,
+    view_order,
+)
+from ledger.projections.sink import not_projected
 from ledger.testing import encode, item, order
 from tests.helpers import sample
 
@@ -65,3 +74,27 @@ def test_totals_that_do_not_add_up_say_why() -> None:
         == "product + shipping + handling + tax - discount != order_total"
     )
     assert view({"id": "1"}).fields.totals_problem == "product_total missing; order_total missing"
+
+
+def test_a_snapshot_beyond_the_bounds_is_not_projected_and_says_why() -> None:
+    lines = [{"code": "A"}] * (MAX_ROWS - 1)
+    assert len(view_of(encode({"id": "1", "order_items": lines}).decode()).items) == MAX_ROWS - 1
+    with pytest.raises(NotProjected) as too_many:
+        view({"id": "1", "order_items": lines, "order_shipments": [{}, {}]})
+    assert str(too_many.value) == "9,999 lines and 2 shipments, more than 10,000 together"
+    # lines that are not objects are lines too: each would be an issue to record
+    with pytest.raises(NotProjected):
+        view({"id": "1", "order_items": [1] * (MAX_ROWS + 1)})
+    brackets = '{"id":"1","order_items":[' + ",".join(["{}"] * MAX_BRACKETS) + "]}"
+    with pytest.raises(NotProjected) as counted:
+        view_of(brackets)  # counted in the text, before anything is decoded
+    assert str(counted.value) == "50,002 brackets, more than 50,000"
+    assert not_projected(counted.value) == "not projected: 50,002 brackets, more than 50,000"
+    assert not_projected(ValueError("x")) == "not projected: ValueError: x"
+
+
+def test_many_distinct_issues_are_each_recorded_once_in_the_order_found() -> None:
+    issues = Issues()
+    for n in [*range(3), 1]:
+        issues.add(f"issue {n}")
+    assert issues.found == ["issue 0", "issue 1", "issue 2"]
