@@ -7,12 +7,24 @@ and ``rename_folder``, so a rebuild reproduces exactly what was projected live.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
+from operator import attrgetter
 from typing import NamedTuple
 
 from .order_view import OrderView
-from .tables import CANCELED, OPEN, SHIPPED, Effect, OrderStatus, Summary, Units
+from .tables import (
+    CANCELED,
+    DAILY_MONEY,
+    OPEN,
+    SHIPPED,
+    Effect,
+    OrderStatus,
+    Summary,
+    Units,
+)
 
 BUCKETS = Units._fields
+_SUMMED_MONEY = attrgetter(*DAILY_MONEY)
 Counts = tuple[int, int, int, int, int]  # units per BUCKETS, in that order
 Buckets = dict[str, Counts]
 Line = tuple[str, int]  # (code, quantity)
@@ -168,3 +180,14 @@ def rename_folder(prior: OrderState, name: str) -> Step:
     after = prior._replace(status=was._replace(folder_name=name, state=state))
     moved = movements(buckets(prior.lines, was.state), buckets(prior.lines, state))
     return Step(after, None, None, moved)
+
+
+def reach(step: Step) -> int:
+    """How far one event can move a sum SQLite keeps over many orders (daily totals,
+    inventory, the closed movements), every part counted positive. While the reach of all
+    events together is under 2**63 no such sum can overflow, whatever the order of events."""
+    units = sum(map(abs, chain.from_iterable(step.movements.values())))
+    if step.current is None:  # the order's row, and so its day's totals, did not change
+        return units
+    money: int = sum(map(abs, filter(None, _SUMMED_MONEY(step.current.fields))))
+    return units + money

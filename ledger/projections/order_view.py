@@ -18,9 +18,17 @@ from typing import Any, NamedTuple
 from .. import payload
 from .tables import Item, OrderFields, Shipment
 
-LIMIT = Decimal(10) ** 15  # beyond any order; keeps cents inside SQLite's 64-bit integers
-SMALL = 10**15
 SQL_INTEGER = 2**63  # SQLite's INTEGER is signed 64-bit
+# Numbers at or past a bound are issues, not values (None; a quantity counts 0). The
+# bounds keep what SQLite sums over many orders far from 2**63 (~9.2e18): an amount under
+# 10**12 of its currency (10**14 cents: 40M dollars even in dong) overflows a day's
+# totals only past 92,000 such orders on one day of one store and source; a quantity
+# under 10**9, on at most MAX_ROWS lines, keeps a SKU's units in one order under 10**13,
+# so inventory overflows only past 922,000 such orders. Past even that, live and rebuild
+# still agree (rebuild.py). Other numbers (folder ids, quantity_total) are only stored.
+MONEY_LIMIT = 10**12
+QUANTITY_LIMIT = 10**9
+NUMBER_LIMIT = 10**15
 
 
 # What one snapshot may hold and still be projected. Each line or shipment costs the
@@ -77,7 +85,7 @@ def text(value: Any) -> str | None:
     return str(value)
 
 
-def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
+def decimal(value: Any, name: str, issues: Issues, limit: int = NUMBER_LIMIT) -> Decimal | None:
     kind = type(value)
     number: Decimal | None = None
     if kind is Decimal or kind is int:
@@ -92,7 +100,7 @@ def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
     if number is None or not number.is_finite():
         issues.add(f"{name} {str(value)[:40]!r} is not a number")
         return None
-    if abs(number) >= LIMIT:
+    if abs(number) >= limit:
         issues.add(f"{name} {str(value)[:40]} is out of range")
         return None
     return number
@@ -100,13 +108,13 @@ def decimal(value: Any, name: str, issues: Issues) -> Decimal | None:
 
 def cents(value: Any, name: str, issues: Issues) -> int | None:
     kind = type(value)
-    if kind is int and -SMALL < value < SMALL:
+    if kind is int and -MONEY_LIMIT < value < MONEY_LIMIT:
         return int(value) * 100
-    if kind is Decimal and value.is_finite() and -LIMIT < value < LIMIT:
+    if kind is Decimal and value.is_finite() and -MONEY_LIMIT < value < MONEY_LIMIT:
         scaled: Decimal = value.scaleb(2)
         if scaled == scaled.to_integral_value():  # the usual case: whole cents
             return int(scaled)
-    number = decimal(value, name, issues)
+    number = decimal(value, name, issues, MONEY_LIMIT)
     if number is None:
         return None
     scaled = number.scaleb(2)
@@ -116,10 +124,10 @@ def cents(value: Any, name: str, issues: Issues) -> int | None:
     return int(whole_cents)
 
 
-def whole(value: Any, name: str, issues: Issues) -> int | None:
-    if type(value) is int and -SMALL < value < SMALL:
+def whole(value: Any, name: str, issues: Issues, limit: int = NUMBER_LIMIT) -> int | None:
+    if type(value) is int and -limit < value < limit:
         return value
-    number = decimal(value, name, issues)
+    number = decimal(value, name, issues, limit)
     if number is None:
         return None
     if number != number.to_integral_value():
@@ -153,7 +161,7 @@ def _item(line: int, raw: Any, issues: Issues) -> Item | None:
         issues.add(f"order_items[{line}] is not an object")
         return None
     where = f"order_items[{line}]"
-    quantity = whole(raw.quantity, f"{where}.quantity", issues)
+    quantity = whole(raw.quantity, f"{where}.quantity", issues, QUANTITY_LIMIT)
     variation = raw.variation_list
     return Item(
         line=line,

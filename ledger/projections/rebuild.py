@@ -12,6 +12,7 @@ copies tables and index b-trees whole.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import tempfile
@@ -25,8 +26,9 @@ from ..events import FOLDER_NAMED
 from ..log import iter_events, last_seq
 from ..readside.sql_views import create_read_indexes, ensure_views
 from ..settings import Settings
-from . import catch_up
+from . import apply, catch_up
 from .closing import close_movements
+from .order_view import SQL_INTEGER
 from .positions import position, set_position
 from .replay import STAGED, FolderNames, default_workers, order_ranges, replayer
 from .sink import (
@@ -38,13 +40,16 @@ from .tables import (
     INVENTORY_MOVEMENTS,
     PROJECTED,
     PROJECTION_TABLES,
+    MovementKey,
     create_projection_tables,
     drop_projections,
 )
 
+log = logging.getLogger("ledger")
 Progress = Callable[[int], None]
 FLUSH_ROWS = 50_000
 MOVEMENTS = INVENTORY_MOVEMENTS.name
+MOVEMENT_KEY = ", ".join(MovementKey._fields)  # the order live inserts them in
 COPY = "INSERT INTO main.{table} SELECT * FROM scratch.{table}"  # the swap's, whole records
 
 
@@ -87,50 +92,82 @@ def _project_into(
     progress: Progress | None,
     workers: int,
 ) -> None:
-    from .triggers import create_projection_triggers
-
     out = sqlite3.connect(scratch.path, isolation_level=None)
     try:
         out.execute("PRAGMA journal_mode = OFF")  # a scratch file: on any failure it is discarded
         out.execute("PRAGMA synchronous = OFF")
-        # Only the tables and their primary keys: nothing here reads by another index.
-        create_projection_tables(out, indexes=False)
-        create_projection_triggers(out, guards=False)  # the live file gets them at the swap
-        out.execute(f"CREATE TEMP TABLE staged_movements AS SELECT * FROM {MOVEMENTS} LIMIT 0")
-        folder_events = list(iter_events(live, until=scratch.until, kind=FOLDER_NAMED))
-        folders = FolderNames(folder_events)
-        sink = BulkSink()
+        _create_tables(out)
         with immediate(out):
-            sink.add(UPSERT_FOLDER, folders.rows())
-            done = len(folders.events)
-            ranges = order_ranges(live, scratch.until, settings.orders_per_task)
-            with replayer(str(settings.db_path), scratch.until, folder_events, workers) as replay:
-                for by_sql, count in replay(ranges):
-                    for sql, found in by_sql.items():
-                        sink.add(sql, found)
-                    done += count
-                    if sink.count >= FLUSH_ROWS:
-                        sink.write(out)
-                        if progress:
-                            progress(done)
-                            done = 0
-            sink.write(out)
-            out.execute(
-                f"INSERT INTO {MOVEMENTS} SELECT * FROM {STAGED}"
-                " ORDER BY seq, store_id, order_id, code"
-            )
+            try:
+                fits = _fold_in_bulk(out, live, scratch.until, settings, progress, workers)
+            except (sqlite3.IntegrityError, OverflowError):  # a sum SQLite refused
+                fits = False
+        if not fits:
+            _fold_event_by_event(out, live, scratch.until)
+        with immediate(out):
             if scratch.until:
                 set_position(out, PROJECTED, scratch.until)
             close_movements(out, scratch.close_through)
-            if (
-                scratch.indexes
-            ):  # built here, outside the live file's lock; the swap copies them whole
+            if scratch.indexes:  # built here, outside the live file's lock; the swap copies them
                 create_projection_tables(out)
                 create_read_indexes(out, [t.name for t in PROJECTION_TABLES])
-        if progress:
-            progress(done)
     finally:
         out.close()
+
+
+def _create_tables(out: sqlite3.Connection) -> None:
+    from .triggers import create_projection_triggers
+
+    # Only the tables and their primary keys: nothing here reads by another index.
+    create_projection_tables(out, indexes=False)
+    create_projection_triggers(out, guards=False)  # the live file gets them at the swap
+    out.execute(f"CREATE TABLE IF NOT EXISTS {STAGED} AS SELECT * FROM {MOVEMENTS} LIMIT 0")
+
+
+def _fold_in_bulk(
+    out: sqlite3.Connection,
+    live: sqlite3.Connection,
+    until: int,
+    settings: Settings,
+    progress: Progress | None,
+    workers: int,
+) -> bool:
+    """Fold the log order by order and write the rows in bulk; False if the events' reach
+    says a sum kept over many orders may have overflowed live, where this cannot tell."""
+    folder_events = list(iter_events(live, until=until, kind=FOLDER_NAMED))
+    folders = FolderNames(folder_events)
+    sink = BulkSink()
+    sink.add(UPSERT_FOLDER, folders.rows())
+    done, moved = len(folders.events), 0
+    ranges = order_ranges(live, until, settings.orders_per_task)
+    with replayer(str(settings.db_path), until, folder_events, workers) as replay:
+        for replayed in replay(ranges):
+            for sql, found in replayed.rows.items():
+                sink.add(sql, found)
+            done, moved = done + replayed.events, moved + replayed.reach
+            if sink.count >= FLUSH_ROWS:
+                sink.write(out)
+                if progress:
+                    progress(done)
+                    done = 0
+    sink.write(out)
+    out.execute(f"INSERT INTO {MOVEMENTS} SELECT * FROM {STAGED} ORDER BY {MOVEMENT_KEY}")
+    if progress:
+        progress(done)
+    return moved < SQL_INTEGER
+
+
+def _fold_event_by_event(out: sqlite3.Connection, live: sqlite3.Connection, until: int) -> None:
+    """Every event through the live path itself, in seq order, into emptied tables: then
+    an event whose sums SQLite refused is recorded as live recorded it. Its savepoint must
+    undo what it wrote, so this needs a journal (in memory: the file is scratch)."""
+    log.warning("a sum over many orders may not fit SQLite's integers: replaying event by event")
+    out.execute("PRAGMA journal_mode = MEMORY")
+    drop_projections(out)
+    _create_tables(out)
+    with immediate(out):
+        for event in iter_events(live, until=until):
+            apply(out, event)
 
 
 def _columns(conn: sqlite3.Connection, schema: str, table: str) -> str:

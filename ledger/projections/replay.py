@@ -18,13 +18,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..db import connect
 from ..events import FOLDER_NAMED, ORDER_SNAPSHOT, StoredEvent
 from ..log import iter_events
 from ..settings import Settings
-from .fold import OrderState, rename_folder, take_snapshot
+from .fold import OrderState, reach, rename_folder, take_snapshot
 from .order_view import OrderView, view_of
 from .sink import (
     BulkSink,
@@ -80,17 +80,22 @@ class FolderNames:
         return named[i - 1][1] if i else None
 
 
+class Folded(NamedTuple):
+    events: int  # snapshots folded
+    reach: int  # fold.reach summed over them
+
+
 def _replay_order(
     store_id: str,
     order_id: str,
     events: Iterable[StoredEvent],
     folders: FolderNames,
     sink: BulkSink,
-) -> int:
+) -> Folded:
     """One order's events, with the folder namings between them, through the live fold."""
     state: OrderState | None = None
     current: OrderView | None = None
-    count = 0
+    count = moved = 0
     snapshots = list(events)  # one order's: a handful
     # A naming before the order's first snapshot finds no order to rename (most of them).
     namings = [f for f in folders.of_store(store_id) if f.seq > snapshots[0].seq]
@@ -101,7 +106,7 @@ def _replay_order(
             if state is not None and state.status.folder_id == folder.folder_id:
                 step = rename_folder(state, folder.name)
                 sink.add(STAGE_MOVEMENT, movement_rows(event, order_id, step))
-                state = step.state
+                state, moved = step.state, moved + reach(step)
             continue
         count += 1
         try:
@@ -115,12 +120,12 @@ def _replay_order(
         sink.insert(PROJECTION_ISSUES, issue_rows(event, view.issues))
         sink.insert(ORDER_HISTORY, [history_row(event, step.history)])
         sink.add(STAGE_MOVEMENT, movement_rows(event, order_id, step))
-        state, current = step.state, step.current or current
+        state, current, moved = step.state, step.current or current, moved + reach(step)
     if state is not None and current is not None:
         sink.insert(ORDERS, [order_row(store_id, order_id, state.status, current)])
         sink.insert(ORDER_ITEMS, item_rows(store_id, order_id, current))
         sink.insert(SHIPMENTS, shipment_rows(store_id, order_id, current))
-    return count
+    return Folded(count, moved)
 
 
 def default_workers(events: int, settings: Settings) -> int:
@@ -129,7 +134,14 @@ def default_workers(events: int, settings: Settings) -> int:
 
 
 OrderRange = tuple[str, str]
-Replayed = tuple[dict[str, list[Row]], int]
+
+
+class Replayed(NamedTuple):
+    """A range of orders folded: its rows by statement, and what ``Folded`` counts."""
+
+    rows: dict[str, list[Row]]
+    events: int
+    reach: int
 
 
 def order_ranges(live: sqlite3.Connection, until: int, per_task: int) -> Iterator[OrderRange]:
@@ -164,14 +176,15 @@ def _init_worker(db_path: str, until: int, folder_events: list[StoredEvent]) -> 
 
 def _replay_range(orders: OrderRange) -> Replayed:
     sink = BulkSink()
-    count = 0
+    count = moved = 0
     snapshots = iter_events(
         _worker["conn"], until=_worker["until"], kind=ORDER_SNAPSHOT, by_order=True, orders=orders
     )
     for (store_id, order_id), events in groupby(snapshots, key=lambda e: (e.store_id, e.order_id)):
         assert order_id is not None
-        count += _replay_order(store_id, order_id, events, _worker["folders"], sink)
-    return dict(sink.by_sql), count
+        folded = _replay_order(store_id, order_id, events, _worker["folders"], sink)
+        count, moved = count + folded.events, moved + folded.reach
+    return Replayed(dict(sink.by_sql), count, moved)
 
 
 @contextmanager

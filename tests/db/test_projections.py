@@ -19,7 +19,7 @@ from ledger.db import connect, connection, immediate
 from ledger.jobs import AppendSnapshot, run_alone
 from ledger.keys import load_signing
 from ledger.log import Delivery, iter_events, utcnow
-from ledger.projections import rebuild
+from ledger.projections import order_view, rebuild
 from ledger.projections.closing import close_movements
 from ledger.projections.order_view import MAX_ROWS
 from ledger.projections.tables import ORDER_FACETS, PROJECTION_TABLES, create_projection_tables
@@ -207,6 +207,40 @@ def test_a_snapshot_beyond_the_bounds_is_logged_and_named_not_projected(
     assert rebuild.check(settings) == []
     rebuild.rebuild(settings)
     assert rows(db, "SELECT seq, issue FROM projection_issues") == named
+
+
+SAME_DAY = {"date_added": "2025-03-01 10:00:00", "date_updated": "2025-03-01 10:00:00"}
+OVERFLOWING = {
+    # 93 same-day orders near 10**15 dollars: the 93rd no longer fits the day's total
+    "daily totals": [{"id": str(n), "order_total": 10**15 - 1, **SAME_DAY} for n in range(95)],
+    # two orders that did not fit together, until the first came down again: live refused
+    # the second, though the final amounts would fit
+    "a sum on the way": [
+        {"id": "x", "order_total": 6 * 10**16, **SAME_DAY},
+        {"id": "y", "order_total": 6 * 10**16, **SAME_DAY},
+        {"id": "x", "order_total": 1, **SAME_DAY, "date_updated": "2025-03-02 10:00:00"},
+    ],
+}
+
+
+@pytest.mark.parametrize("history", OVERFLOWING)
+def test_sums_past_sqlites_integers_are_recorded_alike_live_and_in_rebuild(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, history: str
+) -> None:
+    """The amounts' bound keeps a day's totals inside SQLite's integers up to 92,000
+    orders at the bound; past it (here the bound is raised to get there) live records the
+    event whose sums SQLite refused as not projected, and the rebuild replays event by
+    event and records the same, where folding order by order could not tell."""
+    monkeypatch.setattr(order_view, "MONEY_LIMIT", 10**17)
+    append_signed(settings, [json.dumps(body).encode() for body in OVERFLOWING[history]])
+    issues = "SELECT seq, issue FROM projection_issues ORDER BY seq"
+    live = rows(settings.db_path, issues)
+    assert live and all("cannot store REAL value in INTEGER column" in i for _, i in live)
+    assert rebuild.check(settings) == []
+    live_tables = contents(settings.db_path)
+    rebuild.rebuild(settings)
+    assert rows(settings.db_path, issues) == live
+    assert contents(settings.db_path) == live_tables
 
 
 def test_rebuild_check_reports_a_hand_edited_projection(

@@ -11,6 +11,7 @@ from ledger.projections.fold import (
     OrderState,
     buckets,
     changes,
+    reach,
     rename_folder,
     summarize,
     supersedes,
@@ -91,3 +92,13 @@ def test_changes_name_what_differs_from_the_snapshot_received_before() -> None:
         changes(before, after) == "payment_status: Captured → Refunded; order_total: 45.00 → 1.00"
     )
     assert changes(before, before) == "no tracked change"
+
+
+def test_an_events_reach_counts_its_amounts_and_movements_positive() -> None:
+    step = take_snapshot(None, 1, "2025-03-14 09:00:00", view(items=[("MUG", 900, 2)]), None)
+    # 2 ordered + 2 open + 1 order; product 18.00, shipping 5.00, order total 23.00
+    assert reach(step) == 5 + 1800 + 500 + 2300
+    late = take_snapshot(step.state, 2, "2025-03-13 09:00:00", view(), None)
+    assert reach(late) == 0, "a stale snapshot changes no sum"
+    canceled = rename_folder(step.state, "Canceled")
+    assert reach(canceled) == 2 + 2 + 2  # ordered -2, canceled +2, open -2

@@ -10,6 +10,8 @@ from ledger import payload
 from ledger.projections.order_view import (
     MAX_BRACKETS,
     MAX_ROWS,
+    MONEY_LIMIT,
+    QUANTITY_LIMIT,
     Issues,
     NotProjected,
     cents,
@@ -98,3 +100,21 @@ def test_many_distinct_issues_are_each_recorded_once_in_the_order_found() -> Non
     for n in [*range(3), 1]:
         issues.add(f"issue {n}")
     assert issues.found == ["issue 0", "issue 1", "issue 2"]
+
+
+def test_amounts_and_quantities_past_their_bounds_are_issues() -> None:
+    under, at = MONEY_LIMIT - 1, MONEY_LIMIT
+    seen = view({"id": "1", "order_total": under, "tax_total": at, "order_items": [
+        {"code": "A", "quantity": QUANTITY_LIMIT - 1, "price": f"{at}.00"},
+        {"code": "B", "quantity": QUANTITY_LIMIT},
+    ]})  # fmt: skip
+    assert (seen.fields.order_total_cents, seen.fields.tax_total_cents) == (under * 100, None)
+    assert [(i.quantity, i.price_cents) for i in seen.items] == [
+        (QUANTITY_LIMIT - 1, None),
+        (0, None),
+    ]
+    assert seen.issues == (
+        f"order_items[0].price {at}.00 is out of range",
+        f"order_items[1].quantity {QUANTITY_LIMIT} is out of range",
+        f"tax_total {at} is out of range",
+    )
