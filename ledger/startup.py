@@ -15,6 +15,7 @@ from .log import last_seq
 from .projections import catch_up
 from .projections.positions import position
 from .projections.rebuild import rebuild
+from .projections.scratch import remove_stale
 from .schema import SCHEMA_VERSION, ensure_schema
 from .settings import Settings
 
@@ -23,6 +24,7 @@ log = logging.getLogger("ledger")
 
 def open_ledger(settings: Settings) -> None:
     """Idempotent: safe at every start and from several processes at once."""
+    remove_stale(settings.db_path)  # a killed rebuild's scratch copy of every projection
     with connection(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms) as conn:
         older = ensure_schema(conn, settings)
         behind = last_seq(conn) - position(conn)

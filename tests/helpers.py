@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from ledger.db import connection
-from ledger.jobs import NameFolder, run_alone
+from ledger.jobs import AppendSnapshot, NameFolder, run_alone
 from ledger.keys import load_signing
+from ledger.log import Delivery, utcnow
 from ledger.schema import SCHEMA_VERSION
 from ledger.settings import Settings
 from ledger.startup import open_ledger
@@ -31,6 +32,7 @@ from ledger.testing import (
     order,
     running_server,
     signed_form,
+    snapshot,
 )
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -50,6 +52,18 @@ def name_folders(settings: Settings, folders: dict[int, str]) -> None:
     open_ledger(settings)
     with connection(settings.db_path) as conn:
         jobs = (NameFolder(STORE_ID, i, name) for i, name in folders.items())
+        run_alone(conn, load_signing(conn, settings), *jobs)
+
+
+def append_signed(settings: Settings, payloads: list[bytes]) -> None:
+    """Append straight to the file (no HTTP) through the same checks and jobs the
+    receiver uses."""
+    open_ledger(settings)
+    delivery = Delivery(utcnow(), None, "POST", None, None, STORE_ID)
+    jobs = [
+        AppendSnapshot(delivery._replace(body_bytes=len(raw)), snapshot(raw)) for raw in payloads
+    ]
+    with connection(settings.db_path) as conn:
         run_alone(conn, load_signing(conn, settings), *jobs)
 
 

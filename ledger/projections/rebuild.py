@@ -13,11 +13,8 @@ copies tables and index b-trees whole.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from .closing import close_movements
 from .order_view import SQL_INTEGER
 from .positions import position, set_position
 from .replay import STAGED, FolderNames, default_workers, order_ranges, replayer
+from .scratch import scratch_file
 from .sink import (
     UPSERT_FOLDER,
     BulkSink,
@@ -59,19 +57,6 @@ class Difference:
     only_live: int
     only_rebuilt: int
     examples: list[tuple[str, tuple[object, ...]]]
-
-
-@contextmanager
-def _scratch_file(beside: Path) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(
-        prefix=f".{beside.name}.rebuild-", suffix=".db", dir=beside.parent or "."
-    )
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            Path(name + suffix).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -204,7 +189,7 @@ def check(
     """Rebuild into a scratch file and compare with the live tables; change nothing."""
     from ..schema import require_current
 
-    with _scratch_file(settings.db_path) as path:
+    with scratch_file(settings.db_path) as path:
         live = connect(settings.db_path, readonly=True, busy_timeout_ms=settings.busy_timeout_ms)
         try:
             live.execute("ATTACH ? AS scratch", (uri(path),))
@@ -225,7 +210,7 @@ def rebuild(
     """Recompute every projection from the log; swap them in in one transaction."""
     from ..schema import refuse_newer
 
-    with _scratch_file(settings.db_path) as path:
+    with scratch_file(settings.db_path) as path:
         conn = connect(settings.db_path, busy_timeout_ms=settings.busy_timeout_ms)
         try:
             conn.execute("ATTACH ? AS scratch", (uri(path),))

@@ -16,9 +16,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from ledger.db import connect, connection, immediate
-from ledger.jobs import AppendSnapshot, run_alone
-from ledger.keys import load_signing
-from ledger.log import Delivery, iter_events, utcnow
+from ledger.log import iter_events
 from ledger.projections import order_view, rebuild
 from ledger.projections.closing import close_movements
 from ledger.projections.order_view import MAX_ROWS
@@ -27,11 +25,12 @@ from ledger.readside.sql_views import create_read_indexes
 from ledger.schema import SCHEMA_VERSION
 from ledger.settings import Settings
 from ledger.startup import open_ledger
-from ledger.testing import FOLDERS, ledger_env, snapshot
+from ledger.testing import FOLDERS, ledger_env
 from ledger.testing import signed_form as form
 from tests.helpers import (
     API_KEY,
     STORE_ID,
+    append_signed,
     as_older_version,
     ledger,
     make_order,
@@ -40,18 +39,6 @@ from tests.helpers import (
     sample,
     upgraded_in_place,
 )
-
-
-def append_signed(settings: Settings, payloads: list[bytes]) -> None:
-    """Append straight to the file (no HTTP) through the same checks and jobs the
-    receiver uses."""
-    open_ledger(settings)
-    delivery = Delivery(utcnow(), None, "POST", None, None, STORE_ID)
-    jobs = [
-        AppendSnapshot(delivery._replace(body_bytes=len(raw)), snapshot(raw)) for raw in payloads
-    ]
-    with connection(settings.db_path) as conn:
-        run_alone(conn, load_signing(conn, settings), *jobs)
 
 
 def test_older_snapshot_after_newer_keeps_the_order_closed_with_its_shipment(

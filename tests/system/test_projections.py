@@ -4,14 +4,22 @@ and a rebuild stopped half-way. Each case is what a signed sender or an operator
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ledger.projections.order_view import MAX_ROWS
+from ledger.projections.scratch import remove_stale
+from ledger.settings import Settings
 from ledger.testing import Probe, encode, item, ledger_env, order, running_server
 from ledger.testing import signed_form as form
-from tests.helpers import as_older_version, ledger, rows
+from tests.helpers import API_KEY, STORE_ID, append_signed, as_older_version, ledger, rows
 
 
 def _post(base: str, order_bytes: bytes) -> httpx.Response:
@@ -74,3 +82,87 @@ def test_numbers_too_big_to_sum_are_issues_alike_live_in_rebuild_and_at_start(
         assert "rebuilding them from the log" in served.output()
     assert rows(db, issues) == live
     assert ledger("rebuild", "--check", env=env).stdout.startswith("no difference")
+
+
+# --- a rebuild stopped half-way leaves nothing behind ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_to_rebuild(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file whose rebuild takes a few seconds: 40 orders of 2,500 lines."""
+    db = tmp_path_factory.mktemp("slow") / "ledger.db"
+    lines = [(f"SKU-{n}", 100, 1) for n in range(2_500)]
+    settings = Settings(db_path=db, stores={STORE_ID: API_KEY})
+    append_signed(settings, [encode(order(f"big-{n}", items=lines)) for n in range(40)])
+    return db
+
+
+@pytest.fixture
+def db(slow_to_rebuild: Path, tmp_path: Path) -> Path:
+    for name in (slow_to_rebuild.name, f"{slow_to_rebuild.name}.signing-key"):
+        shutil.copy2(slow_to_rebuild.with_name(name), tmp_path / name)
+    return tmp_path / slow_to_rebuild.name
+
+
+def _rebuilding(db: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ledger", "rebuild"], env=ledger_env(db), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _scratch(db: Path) -> list[Path]:
+    return list(db.parent.glob(f".{db.name}.rebuild-*"))
+
+
+def _scratch_of(db: Path, proc: subprocess.Popen[str], timeout: float = 30) -> Path:
+    """The scratch file of the rebuild ``proc``, once it exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := _scratch(db):
+            return found[0]
+        assert proc.poll() is None, "the rebuild ended before its scratch file was seen"
+        time.sleep(0.01)
+    raise AssertionError(f"no scratch file after {timeout:g} s")
+
+
+def test_a_rebuild_stopped_by_sigterm_removes_its_scratch_file(db: Path) -> None:
+    """`timeout` and `systemctl stop` send SIGTERM; the rebuild's hidden copy of every
+    projection (GBs on a large file) stayed beside the ledger for good."""
+    proc = _rebuilding(db)
+    _scratch_of(db, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err
+    assert _scratch(db) == []
+    checked = ledger("rebuild", "--check", env=ledger_env(db))
+    assert checked.stdout.startswith("no difference"), "the live projections are untouched"
+
+
+@pytest.mark.parametrize("then", ["ledger serve", "ledger rebuild"])
+def test_a_killed_rebuilds_scratch_file_is_removed_by_the_next_start_or_rebuild(
+    db: Path, then: str
+) -> None:
+    proc = _rebuilding(db)
+    scratch = _scratch_of(db, proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert scratch.exists(), "SIGKILL runs nothing: the file stays"
+    if then == "ledger serve":
+        with running_server(db) as served:
+            assert f"removed {scratch}" in served.output()
+    else:
+        assert ledger("rebuild", env=ledger_env(db)).returncode == 0
+    assert _scratch(db) == []
+
+
+def test_a_running_rebuilds_scratch_file_is_never_removed(db: Path) -> None:
+    """Its lock, not its age, says a rebuild still uses it."""
+    proc = _rebuilding(db)
+    scratch = _scratch_of(db, proc)
+    assert remove_stale(db) == []
+    assert scratch.exists()
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out.strip()) == (0, "rebuilt: projections up to seq 40"), err
+    assert _scratch(db) == []
