@@ -4,8 +4,9 @@ Each step runs once per file, in the start-up transaction, and is recorded in
 ``_sqlite_migrations``, sqlite-utils' Migrations table (the steps here take the settings,
 so ``upgrade`` runs them, not ``Migrations.apply``). A step marked ``projections_only``
 upgrades projections in place; when the projections are rebuilt from the log instead (a
-file too old for any in-place step), such steps are recorded without running, because
-the rebuilt tables already have the shape they lead to. The log is never rewritten.
+file too old for any in-place step, or one a pending step ``rebuilds``), such steps are
+recorded without running, because the rebuilt tables already have the shape they lead
+to. The log is never rewritten.
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ class Step:
     name: str
     projections_only: bool
     run: StepFn
+    rebuilds: bool = False  # what the projections hold changes: derive them anew
 
 
 STEPS: list[Step] = []
 
 
-def step(*, projections_only: bool) -> Callable[[StepFn], StepFn]:
+def step(*, projections_only: bool, rebuilds: bool = False) -> Callable[[StepFn], StepFn]:
     def register(fn: StepFn) -> StepFn:
-        STEPS.append(Step(fn.__name__, projections_only, fn))
+        STEPS.append(Step(fn.__name__, projections_only, fn, rebuilds))
         return fn
 
     return register
@@ -129,6 +131,14 @@ def delivery_headers_bounded(db: sqlite_utils.Database, settings: Settings) -> N
             db["deliveries"].add_column(name, int)  # type: ignore[union-attr]
 
 
+@step(projections_only=True, rebuilds=True)
+def instants_and_bounds_refolded(db: sqlite_utils.Database, settings: Settings) -> None:
+    """date_updated compared as an instant, not as text; amounts, quantities and the size
+    of a projected snapshot bounded (issue 16). Which snapshot is current, and some values,
+    can differ from what the tables hold: the projections are rebuilt from the log, so
+    there is nothing to do in place."""
+
+
 SCHEMA_VERSION = FIRST_VERSION + len(STEPS)
 
 
@@ -167,6 +177,11 @@ def pending(db: sqlite_utils.Database) -> list[Step]:
     file_version(db)
     applied = {m.name for m in MIGRATIONS.applied(db)}
     return [s for s in STEPS if s.name not in applied]
+
+
+def rebuilds(db: sqlite_utils.Database) -> bool:
+    """Whether a step this file has not had yet needs its projections derived anew."""
+    return any(s.rebuilds for s in pending(db))
 
 
 def upgrade(db: sqlite_utils.Database, settings: Settings, *, rebuilding: bool) -> None:

@@ -56,6 +56,7 @@ class Shipment(msgspec.Struct, frozen=True):
 
 class Order(msgspec.Struct):
     date_added: Any = None
+    date_updated: Any = None
     folder_id: Any = None
     source_name: Any = None
     source_id: Any = None

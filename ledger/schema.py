@@ -3,7 +3,8 @@
 Idempotent, and safe from several processes at once (it runs in one ``BEGIN IMMEDIATE``
 transaction). The log's tables are created once and never dropped; the projections are
 disposable: a file too old for any in-place step has them dropped here and rebuilt from
-the log by the caller (``startup.open_ledger``).
+the log by the caller (``startup.open_ledger``), and so does a file that has not had a
+step that ``rebuilds``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ def ensure_schema(conn: sqlite3.Connection, settings: Settings) -> bool:
     """Create whatever is missing and run the pending steps; a new file gets its signing
     key (created if there is none) and its first signed head.
 
-    Returns True when the file was too old for its projections to be upgraded in place:
-    they were dropped (the log is never touched) and must be rebuilt from it.
+    Returns True when the file's projections could not be upgraded in place (too old, or
+    a pending step rebuilds them): they were dropped (the log is never touched) and must
+    be rebuilt from it.
     """
     with immediate(conn):
         db = database(conn)
         fresh = not db["events"].exists()
-        rebuilding = not fresh and migrations.file_version(db) < migrations.FIRST_VERSION
+        rebuilding = not fresh and (
+            migrations.file_version(db) < migrations.FIRST_VERSION or migrations.rebuilds(db)
+        )
         if rebuilding:
             drop_projections(conn)
             conn.execute("DROP TABLE IF EXISTS checkpoints")  # positions, by its old name

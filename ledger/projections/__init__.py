@@ -36,7 +36,7 @@ def _snapshot(sink: LiveSink, event: StoredEvent) -> None:
     sink.add(INSERT_ISSUE, issue_rows(event, view.issues))
     prior = sink.load_state(event.store_id, event.order_id)
     name = sink.folder_name(event.store_id, view.folder_id)
-    step = take_snapshot(prior, event.seq, event.order_updated_at, view, name)
+    step = take_snapshot(prior, event.seq, view, name)
     assert step.history is not None
     sink.insert(ORDER_HISTORY, [history_row(event, step.history)])
     sink.save_step(event, event.order_id, step, is_new=prior is None)

@@ -62,7 +62,9 @@ def movements(before: Buckets, after: Buckets) -> Buckets:
 
 
 def supersedes(new: tuple[str | None, int], current: tuple[str | None, int] | None) -> bool:
-    """Latest ``date_updated`` wins, ties go to the higher seq; missing dates sort first."""
+    """Latest ``date_updated`` wins, ties go to the higher seq; a missing or unreadable one
+    sorts first. Each is an instant as ``order_view.instant`` writes it: text order is
+    time order."""
     if current is None:
         return True
     return (new[0] or "", new[1]) > (current[0] or "", current[1])
@@ -114,8 +116,9 @@ class OrderState(NamedTuple):
 
 
 class History(NamedTuple):
-    """What order_history records of one snapshot, after its key."""
+    """What order_history records of one snapshot, beside the event's seq, store, order."""
 
+    updated_at: str | None  # the snapshot's date_updated as an instant
     effect: Effect
     summary: Summary
     changes: str
@@ -131,17 +134,15 @@ class Step(NamedTuple):
 
 
 def take_snapshot(
-    prior: OrderState | None,
-    seq: int,
-    updated_at: str | None,
-    view: OrderView,
-    folder_name: str | None,
+    prior: OrderState | None, seq: int, view: OrderView, folder_name: str | None
 ) -> Step:
     """Fold one snapshot into its order: it becomes current only if it is the newest."""
     summary = summarize(view)
     was = prior.status if prior else None
+    updated_at = view.updated_at
     applies = supersedes((updated_at, seq), (was.order_updated_at, was.seq) if was else None)
     history = History(
+        updated_at,
         Effect(int(applies), int(not applies)),
         summary,
         changes(prior.last_received if prior else None, summary),

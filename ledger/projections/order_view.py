@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
@@ -135,6 +137,47 @@ def whole(value: Any, name: str, issues: Issues, limit: int = NUMBER_LIMIT) -> i
     return int(number)
 
 
+# Order Desk's own form, ``YYYY-MM-DD HH:MM:SS`` in UTC, and the ISO 8601 / RFC 3339 forms
+# with ``T``, a fraction of a second, ``Z`` or an offset (``+HH:MM``, ``+HHMM``, ``+HH``).
+TIME = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[ Tt](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?"
+    r"(?:[Zz]|([+-])(\d\d)(?::?(\d\d))?)?"
+)
+
+
+def instant(value: Any, name: str, issues: Issues) -> str | None:
+    """A time as the instant it names, in UTC, written ``YYYY-MM-DD HH:MM:SS[.fraction]``
+    (the fraction without trailing zeros), so that comparing the text compares the times;
+    Order Desk's own form comes back as it is. None when missing or unreadable (an issue):
+    such a snapshot is ordered before every time, ties by seq (``fold.supersedes``)."""
+    shown = text(value)
+    if not shown:
+        return None
+    at = utc(shown.strip())
+    if at is None:
+        issues.add(f"{name} {shown[:40]!r} is not a time (ordered before every time)")
+    return at
+
+
+def utc(shown: str) -> str | None:
+    match = TIME.fullmatch(shown)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    try:
+        at = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+        if sign:
+            hours, minutes = int(off_h), int(off_m or 0)
+            if hours > 23 or minutes > 59:
+                return None
+            offset = timedelta(hours=hours, minutes=minutes)
+            at = at - offset if sign == "+" else at + offset
+    except (ValueError, OverflowError):  # no such day or time, or shifted out of the calendar
+        return None
+    digits = (fraction or "").rstrip("0")
+    return at.isoformat(" ") + (f".{digits}" if digits else "")
+
+
 def person_name(address: payload.Address) -> str | None:
     parts = [text(address.first_name) or "", text(address.last_name) or ""]
     name = " ".join(p for p in parts if p).strip()
@@ -145,6 +188,7 @@ class OrderView(NamedTuple):
     """What one snapshot says about its order, typed."""
 
     fields: OrderFields
+    updated_at: str | None  # date_updated as an instant (``instant``): what orders snapshots
     folder_id: int | None
     items: tuple[Item, ...]
     shipments: tuple[Shipment, ...]
@@ -254,7 +298,8 @@ def view_order(order: payload.Order) -> OrderView:
         weight_total=text(order.weight_total),
         items_count=len(items),
     )
-    return OrderView(fields, folder_id, items, shipments, tuple(issues.found))
+    updated_at = instant(order.date_updated, "date_updated", issues)
+    return OrderView(fields, updated_at, folder_id, items, shipments, tuple(issues.found))
 
 
 class Money(NamedTuple):

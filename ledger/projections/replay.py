@@ -112,7 +112,7 @@ def _replay_order(
         try:
             view = view_of(event.payload)
             name = folders.at(store_id, view.folder_id, event.seq)
-            step = take_snapshot(state, event.seq, event.order_updated_at, view, name)
+            step = take_snapshot(state, event.seq, view, name)
         except Exception as exc:  # the same rule as the live path: record, skip, go on
             sink.insert(PROJECTION_ISSUES, issue_rows(event, [not_projected(exc)]))
             continue

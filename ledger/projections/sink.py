@@ -74,7 +74,7 @@ def movement_rows(event: StoredEvent, order_id: str, step: Step) -> list[Row]:
 
 
 def history_row(event: StoredEvent, history: History) -> Row:
-    return (event.seq, event.store_id, event.order_id, event.received_at, event.order_updated_at,
+    return (event.seq, event.store_id, event.order_id, event.received_at, history.updated_at,
             *history.effect, *history.summary, history.changes)  # fmt: skip
 
 

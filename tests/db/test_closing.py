@@ -20,7 +20,7 @@ from tests.helpers import (
     as_older_version,
     make_order,
     rows,
-    upgraded_in_place,
+    upgraded_at_start,
 )
 
 SUMS = "sum(ordered), sum(shipped), sum(canceled), sum(open), sum(orders)"
@@ -149,7 +149,7 @@ def test_rebuild_closes_every_movement_and_check_compares_the_closed_sums(
         sqlite3.connect(db).execute("DELETE FROM inventory_movements WHERE seq = 43")
 
 
-def test_a_version_3_file_gets_its_movements_closed_in_place(
+def test_a_version_3_file_gets_its_movements_closed_at_the_upgrade(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = written(settings)
@@ -167,7 +167,7 @@ def test_a_version_3_file_gets_its_movements_closed_in_place(
         "DELETE FROM positions WHERE name = 'movements_closed'",
         "ALTER TABLE positions RENAME TO checkpoints",
     )
-    upgraded_in_place(settings, caplog)
+    upgraded_at_start(settings, caplog)
     assert rows(db, CLOSED) == [(43,)], "every projected movement, closed at the upgrade"
     assert rows(db, "SELECT store_id, code, ordered, shipped, canceled, open, orders"
                 " FROM movements_closed ORDER BY store_id, code") == closed_oracle(db) != []  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from tests.helpers import (
     name_folders,
     rows,
     sample,
-    upgraded_in_place,
+    upgraded_at_start,
 )
 
 
@@ -121,6 +122,75 @@ def test_ties_on_date_updated_go_to_the_later_seq(settings: Settings) -> None:
     second = b'{"id":"7","date_updated":"2025-01-01 00:00:00","payment_status":"Captured"}'
     append_signed(settings, [first, second])
     assert rows(settings.db_path, "SELECT payment_status, seq FROM orders") == [("Captured", 2)]
+
+
+@pytest.mark.parametrize("arrival", ["as listed", "reversed"])
+def test_date_updated_is_compared_as_a_time_whatever_its_form(
+    settings: Settings, arrival: str
+) -> None:
+    """As text, `2025-03-01T09:00:00Z` beat `2025-03-01 10:00:00` in either arrival order,
+    and offsets were ignored."""
+    sent = [
+        ("7", "2025-03-01T09:00:00Z", "A"),
+        ("7", "2025-03-01 10:00:00", "B"),  # the latest: Order Desk's form, UTC
+        ("7", "2025-03-01T11:30:00+02:00", "C"),  # 09:30 UTC
+        ("8", "2025-03-01T05:30:00-05:00", "D"),  # 10:30 UTC: the latest
+        ("8", "2025-03-01 10:15:00", "E"),
+        ("8", "not a time", "F"),  # ordered before every time
+    ]
+    payloads = [
+        json.dumps({"id": i, "date_updated": at, "payment_status": status}).encode()
+        for i, at, status in sent
+    ]
+    append_signed(settings, payloads if arrival == "as listed" else payloads[::-1])
+    db = settings.db_path
+    current = "SELECT order_id, payment_status, order_updated_at FROM orders ORDER BY order_id"
+    assert rows(db, current) == [
+        ("7", "B", "2025-03-01 10:00:00"),
+        ("8", "D", "2025-03-01 10:30:00"),
+    ]
+    assert sorted(rows(db, "SELECT order_updated_at FROM events")) == sorted(
+        (at,) for _, at, _ in sent
+    ), "the log keeps the text as it was sent"
+    assert rows(db, "SELECT order_id, issue FROM projection_issues") == [
+        ("8", "date_updated 'not a time' is not a time (ordered before every time)")
+    ]
+    later_than_current = (
+        "SELECT count(*) FROM reconcile_stale_snapshots"
+        " WHERE coalesce(snapshot_updated_at, '') > current_updated_at"
+    )
+    assert rows(db, later_than_current) == [(0,)], "the read side orders by the instant too"
+    assert rebuild.check(settings) == []
+
+
+def test_a_file_from_before_instants_is_refolded_at_its_first_start(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its current snapshots were chosen by comparing date_updated as text; the step
+    instants_and_bounds_refolded rebuilds its projections from the log, the log as it was."""
+    append_signed(settings, [
+        b'{"id":"7","date_updated":"2025-03-01 10:00:00","payment_status":"Captured"}',
+        b'{"id":"7","date_updated":"2025-03-01T09:00:00Z","payment_status":"Authorized"}',
+    ])  # fmt: skip
+    db = settings.db_path
+    old = "payment_status = 'Authorized', seq = 2, order_updated_at = '2025-03-01T09:00:00Z'"
+    as_before_the_step = (
+        f"UPDATE orders SET {old}",  # what comparing the text chose
+        "DELETE FROM _sqlite_migrations WHERE name = 'instants_and_bounds_refolded'",
+        f"PRAGMA user_version = {SCHEMA_VERSION - 1}",
+    )
+    conn = sqlite3.connect(db)
+    for statement in as_before_the_step:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    log = rows(db, "SELECT * FROM events")
+    upgraded_at_start(settings, caplog)
+    assert rows(db, "SELECT payment_status, seq, order_updated_at FROM orders") == [
+        ("Captured", 1, "2025-03-01 10:00:00")
+    ]
+    assert rows(db, "SELECT * FROM events") == log
+    assert rebuild.check(settings) == []
 
 
 def test_drifting_payload_shapes_land_and_are_counted(settings: Settings) -> None:
@@ -262,12 +332,16 @@ def test_rebuild_check_reports_a_hand_edited_projection(
 # --- property tests over random histories --------------------------------------------------
 
 CODES = ["TOTE", "PIN", "MUG", ""]
+# One time of a day, as Order Desk writes it and as ISO 8601 may; the last is dated the
+# next day, so comparing the text would put it after the next day's snapshot.
+SAME_TIME = ["2025-03-{day:02d} 10:00:00", "2025-03-{day:02d}T10:00:00Z",
+             "2025-03-{day:02d}T05:00:00.000-05:00", "2025-03-{next:02d}T09:00:00+23:00"]  # fmt: skip
 money = st.decimals(min_value=0, max_value=500, places=2).map(lambda d: d.quantize(Decimal("0.01")))
 
 
 @st.composite
 def snapshot_bodies(draw: st.DrawFn, order_id: str, count: int) -> list[dict[str, Any]]:
-    days = sorted(draw(st.lists(st.integers(1, 28), min_size=count, max_size=count, unique=True)))
+    days = sorted(draw(st.lists(st.integers(1, 8), min_size=count, max_size=count, unique=True)))
     out = []
     for day in days:
         items = draw(
@@ -286,7 +360,7 @@ def snapshot_bodies(draw: st.DrawFn, order_id: str, count: int) -> list[dict[str
             {
                 **{k: v for k, v in optional.items() if draw(st.booleans())},
                 "id": order_id,
-                "date_updated": f"2025-03-{day:02d} 10:00:00",
+                "date_updated": draw(st.sampled_from(SAME_TIME)).format(day=day, next=day + 1),
                 "folder_id": draw(st.sampled_from(list(FOLDERS))),
                 "payment_status": draw(st.sampled_from(["Captured", "Authorized", "Refunded"])),
                 **{k: (str(v) if draw(st.booleans()) else v) for k, v in totals.items()},
@@ -460,10 +534,14 @@ WHERE NOT EXISTS (SELECT 1 FROM inventory_movements m WHERE m.store_id = i.store
 
 
 def _current(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def when(body: dict[str, Any]) -> datetime:
+        at = datetime.fromisoformat(body["date_updated"])
+        return at if at.tzinfo else at.replace(tzinfo=UTC)  # Order Desk's own form: UTC
+
     latest: dict[str, dict[str, Any]] = {}
     for body in history:
         seen = latest.get(body["id"])
-        if seen is None or body["date_updated"] > seen["date_updated"]:
+        if seen is None or when(body) > when(seen):
             latest[body["id"]] = body
     return list(latest.values())
 
@@ -490,7 +568,7 @@ def _post_the_samples(client: TestClient, settings: Settings) -> None:  # type: 
         assert client.post("/orderdesk", **form(sample(name))).status_code == 200
 
 
-def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
+def test_a_version_2_file_is_upgraded_at_start_without_a_rebuild(
     client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:  # type: ignore[type-arg]
     _post_the_samples(client, settings)
@@ -503,7 +581,7 @@ def test_a_version_2_file_is_upgraded_in_place_without_a_rebuild(
     as_older_version(
         db, 2, *(f"DROP TRIGGER {name}" for (name,) in triggers), "DROP TABLE order_facets"
     )
-    upgraded_in_place(settings, caplog)
+    upgraded_at_start(settings, caplog)
     assert sorted(rows(db, "SELECT * FROM order_facets")) == sorted(facets) != []
     # and on through version 4: every projected movement closed
     assert rows(db, "SELECT seq FROM positions WHERE name = 'movements_closed'") == rows(

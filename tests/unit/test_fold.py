@@ -20,17 +20,19 @@ from ledger.projections.fold import (
 from ledger.projections.order_view import OrderView, view_order
 from ledger.testing import encode, order, shipment
 
+LATER = "2025-03-15 09:00:00"
+
 
 def view(**fields: object) -> OrderView:
     return view_order(payload.parse_order(encode(order("7", **fields)).decode()))
 
 
 def first(**fields: object) -> OrderState:
-    return take_snapshot(None, 1, "2025-03-14 09:00:00", view(**fields), None).state
+    return take_snapshot(None, 1, view(updated="2025-03-14 09:00:00", **fields), None).state
 
 
 def test_a_new_order_is_open_and_moves_its_units_into_ordered_and_open() -> None:
-    step = take_snapshot(None, 1, "2025-03-14 09:00:00", view(items=[("MUG", 900, 2)]), None)
+    step = take_snapshot(None, 1, view(items=[("MUG", 900, 2)]), None)
     assert step.state.status.state == "open"
     assert (step.state.status.seq, step.state.status.snapshots_seen) == (1, 1)
     assert step.movements == {"MUG": (2, 0, 0, 2, 1)}
@@ -39,20 +41,18 @@ def test_a_new_order_is_open_and_moves_its_units_into_ordered_and_open() -> None
 
 
 def test_a_shipment_ships_it_and_a_folder_named_like_cancel_cancels_it() -> None:
-    shipped = view(items=[("MUG", 900, 2)], shipments=[shipment("94001")])
-    step = take_snapshot(first(items=[("MUG", 900, 2)]), 2, "2025-03-15 09:00:00", shipped, None)
+    shipped = view(items=[("MUG", 900, 2)], shipments=[shipment("94001")], updated=LATER)
+    step = take_snapshot(first(items=[("MUG", 900, 2)]), 2, shipped, None)
     assert step.state.status.state == "shipped"
     assert step.movements == {"MUG": (0, 2, 0, -2, 0)}
-    step = take_snapshot(step.state, 3, "2025-03-16 09:00:00", shipped, "Canceled orders")
+    step = take_snapshot(step.state, 3, shipped, "Canceled orders")
     assert step.state.status.state == "canceled"
     assert step.movements == {"MUG": (-2, -2, 2, 0, 0)}
 
 
 def test_an_older_snapshot_arriving_late_changes_nothing_but_its_counts() -> None:
-    current = take_snapshot(
-        first(), 2, "2025-03-15 09:00:00", view(payment_status="Refunded"), None
-    )
-    late = take_snapshot(current.state, 3, "2025-03-14 12:00:00", view(), None)
+    current = take_snapshot(first(), 2, view(payment_status="Refunded", updated=LATER), None)
+    late = take_snapshot(current.state, 3, view(updated="2025-03-14 12:00:00"), None)
     assert late.current is None and late.movements == {}
     assert late.history is not None and tuple(late.history.effect) == (0, 1)
     status = late.state.status
@@ -62,7 +62,8 @@ def test_an_older_snapshot_arriving_late_changes_nothing_but_its_counts() -> Non
         1,
         3,
     )
-    assert late.state.last_received == summarize(view())  # what the next change compares with
+    # what the next change compares with
+    assert late.state.last_received == summarize(view(updated="2025-03-14 12:00:00"))
 
 
 def test_latest_date_updated_wins_ties_go_to_the_later_seq_missing_dates_sort_first() -> None:
@@ -95,10 +96,10 @@ def test_changes_name_what_differs_from_the_snapshot_received_before() -> None:
 
 
 def test_an_events_reach_counts_its_amounts_and_movements_positive() -> None:
-    step = take_snapshot(None, 1, "2025-03-14 09:00:00", view(items=[("MUG", 900, 2)]), None)
+    step = take_snapshot(None, 1, view(items=[("MUG", 900, 2)]), None)
     # 2 ordered + 2 open + 1 order; product 18.00, shipping 5.00, order total 23.00
     assert reach(step) == 5 + 1800 + 500 + 2300
-    late = take_snapshot(step.state, 2, "2025-03-13 09:00:00", view(), None)
+    late = take_snapshot(step.state, 2, view(updated="2025-03-13 09:00:00"), None)
     assert reach(late) == 0, "a stale snapshot changes no sum"
     canceled = rename_folder(step.state, "Canceled")
     assert reach(canceled) == 2 + 2 + 2  # ordered -2, canceled +2, open -2

@@ -15,6 +15,7 @@ from ledger.projections.order_view import (
     Issues,
     NotProjected,
     cents,
+    instant,
     view_of,
     view_order,
 )
@@ -118,3 +119,47 @@ def test_amounts_and_quantities_past_their_bounds_are_issues() -> None:
         f"order_items[1].quantity {QUANTITY_LIMIT} is out of range",
         f"tax_total {at} is out of range",
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "instant_in_utc"),
+    [
+        ("2025-03-01 10:00:00", "2025-03-01 10:00:00"),  # Order Desk's own form, UTC
+        ("2025-03-01T09:00:00Z", "2025-03-01 09:00:00"),
+        ("2025-03-01t09:00:00z", "2025-03-01 09:00:00"),
+        ("2025-03-01T11:30:00+02:00", "2025-03-01 09:30:00"),
+        ("2025-03-01T05:30:00-0500", "2025-03-01 10:30:00"),
+        ("2025-03-01T05:30:00-05", "2025-03-01 10:30:00"),
+        ("2025-03-01T23:30:00-01:00", "2025-03-02 00:30:00"),  # the next day in UTC
+        ("2025-03-01T10:00:00.250Z", "2025-03-01 10:00:00.25"),  # no trailing zeros
+        ("2025-03-01T10:00:00,000+00:00", "2025-03-01 10:00:00"),
+        ("2025-03-01T10:00:00.123456789Z", "2025-03-01 10:00:00.123456789"),  # kept whole
+        (" 2025-03-01 10:00:00\n", "2025-03-01 10:00:00"),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_date_updated_is_read_as_an_instant_in_utc(sent: str | None, instant_in_utc: str) -> None:
+    issues = Issues()
+    assert instant(sent, "date_updated", issues) == instant_in_utc
+    assert issues.found == []
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["yesterday", "2025-02-30 10:00:00", "2025-03-01 24:00:00", "2025-03-01", "2025-03-01 10:00",
+     "2025-03-01T10:00:00+24:00", "2025-03-01T10:00:00+01:60", "0001-01-01T00:30:00+01:00",
+     "20250301T100000Z", 20250301],
+)  # fmt: skip
+def test_a_date_updated_that_is_not_a_time_is_an_issue(sent: object) -> None:
+    issues = Issues()
+    assert instant(sent, "date_updated", issues) is None
+    assert issues.found == [f"date_updated {str(sent)!r} is not a time (ordered before every time)"]
+
+
+def test_the_instants_text_order_is_their_time_order() -> None:
+    sent = ["2025-03-01T10:00:00.5Z", "2025-03-01 10:00:00", "2025-03-01T10:00:00.49Z",
+            "2025-03-01T10:00:01+00:00", "2025-03-01T09:59:59.999-00:00",
+            "2025-02-28T23:00:00-10:00"]  # fmt: skip
+    instants = [instant(s, "t", Issues()) for s in sent]
+    assert sorted(instants) == [instants[i] for i in (5, 4, 1, 2, 0, 3)]  # type: ignore[type-var]
