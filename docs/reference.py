@@ -77,6 +77,9 @@ def answers() -> str:
     """What the receiver answers, by the refusal classes that choose each status."""
     lines = [_row("situation", "answer"), _row("---", "---")]
     lines.append(_row("new snapshot, committed durably", "200 `appended as seq N`"))
+    # kept and acknowledged, though the projections leave it out (order_view.NotProjected)
+    too_big = "new snapshot too big to project (`projection_issues` says why)"
+    lines.append(_row(too_big, "200 `appended as seq N`"))
     lines.append(_row("exact bytes already in the log", "200 `duplicate of seq N`"))
     for refusal in REFUSALS:
         for situation in refusal.situations:
